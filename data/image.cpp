@@ -1,0 +1,142 @@
+#include "data/image.h"
+
+#include <algorithm>
+#include <cctype>
+#include <opencv2/core.hpp>
+#include <opencv2/imgcodecs.hpp>
+#include <opencv2/imgproc.hpp>
+
+#include "data/error.h"
+#include "data/files.h"
+
+namespace fs = std::filesystem;
+
+namespace stylize {
+namespace {
+
+std::string lowerExtension(const fs::path& path) {
+  std::string ext = path.extension().string();
+  std::transform(ext.begin(), ext.end(), ext.begin(), [](unsigned char c) { return std::tolower(c); });
+  return ext;
+}
+
+bool isWritableExtension(const std::string& ext) {
+  for (const char* e : {".jpg", ".jpeg", ".png", ".webp", ".bmp", ".tif", ".tiff"})
+    if (ext == e) return true;
+  return false;
+}
+
+// 8- or 16-bit BGR(A)/gray Mat → float RGB tensor in [0, 1].
+torch::Tensor matToTensor(const cv::Mat& decoded) {
+  cv::Mat m;
+  const double scale = decoded.depth() == CV_16U ? 1.0 / 65535.0 : decoded.depth() == CV_8U ? 1.0 / 255.0 : 1.0;
+  decoded.convertTo(m, CV_MAKETYPE(CV_32F, decoded.channels()), scale);
+  if (m.channels() == 1) {
+    cv::cvtColor(m, m, cv::COLOR_GRAY2RGB);
+  } else if (m.channels() == 4) {
+    std::vector<cv::Mat> bgra;
+    cv::split(m, bgra);
+    for (int c = 0; c < 3; ++c) bgra[c] = bgra[c].mul(bgra[3]) + (1.0f - bgra[3]);  // over white
+    bgra.pop_back();
+    cv::merge(bgra, m);
+    cv::cvtColor(m, m, cv::COLOR_BGR2RGB);
+  } else {
+    cv::cvtColor(m, m, cv::COLOR_BGR2RGB);
+  }
+  torch::Tensor hwc = torch::from_blob(m.data, {m.rows, m.cols, 3}, torch::kFloat32);
+  return hwc.permute({2, 0, 1}).clone().clamp_(0, 1);
+}
+
+cv::Mat tensorToMat8(const torch::Tensor& image) {
+  torch::Tensor hwc = image.detach().to(torch::kCPU, torch::kFloat32).clamp(0, 1).mul(255).round_().to(torch::kUInt8);
+  hwc = hwc.permute({1, 2, 0}).contiguous();
+  cv::Mat rgb(static_cast<int>(hwc.size(0)), static_cast<int>(hwc.size(1)), CV_8UC3, hwc.data_ptr());
+  cv::Mat bgr;
+  cv::cvtColor(rgb, bgr, cv::COLOR_RGB2BGR);
+  return bgr;
+}
+
+}  // namespace
+
+torch::Tensor loadImage(const fs::path& path, int64_t maxPixels) {
+  const std::string bytes = readFile(path);
+  if (bytes.empty()) throw Error(path.string() + ": file is empty");
+  const cv::Mat buffer(1, static_cast<int>(bytes.size()), CV_8U, const_cast<char*>(bytes.data()));
+  // IMREAD_COLOR applies EXIF orientation but drops alpha and depth, so JPEG (which has neither) goes
+  // that way and every other format is decoded unchanged to keep alpha and 16-bit data.
+  const bool isJpeg = bytes.size() > 2 && static_cast<unsigned char>(bytes[0]) == 0xFF &&
+                      static_cast<unsigned char>(bytes[1]) == 0xD8;
+  cv::Mat decoded;
+  try {
+    decoded = cv::imdecode(buffer, isJpeg ? cv::IMREAD_COLOR : cv::IMREAD_UNCHANGED);
+  } catch (const cv::Exception&) {
+    decoded.release();
+  }
+  if (decoded.empty()) throw Error(path.string() + ": not a readable image (corrupt or unsupported format)");
+  if (static_cast<int64_t>(decoded.rows) * decoded.cols > maxPixels)
+    throw Error(path.string() + ": " + std::to_string(decoded.cols) + "x" + std::to_string(decoded.rows) +
+                " exceeds the limit of " + std::to_string(maxPixels / 1'000'000) + " megapixels");
+  if (decoded.depth() != CV_8U && decoded.depth() != CV_16U && decoded.depth() != CV_32F)
+    throw Error(path.string() + ": unsupported sample depth");
+  return matToTensor(decoded);
+}
+
+void checkImageOutputPath(const fs::path& path) {
+  if (!isWritableExtension(lowerExtension(path)))
+    throw Error(path.string() + ": unknown image extension (use .jpg, .png, .webp, .bmp or .tiff)");
+  checkWritable(path);
+}
+
+void saveImage(const fs::path& path, const torch::Tensor& image, int jpegQuality) {
+  checkImageOutputPath(path);
+  if (image.dim() != 3 || image.size(0) != 3) throw Error(path.string() + ": expected a [3, H, W] image tensor");
+  const std::string ext = lowerExtension(path);
+  std::vector<int> params;
+  if (ext == ".jpg" || ext == ".jpeg") params = {cv::IMWRITE_JPEG_QUALITY, jpegQuality};
+  if (ext == ".webp") params = {cv::IMWRITE_WEBP_QUALITY, jpegQuality};
+  std::vector<uchar> encoded;
+  if (!cv::imencode(ext, tensorToMat8(image), encoded, params))
+    throw Error(path.string() + ": encoding as " + ext + " failed");
+  writeFileAtomically(path, std::string(encoded.begin(), encoded.end()));
+}
+
+torch::Tensor resizeImage(const torch::Tensor& image, int64_t height, int64_t width) {
+  if (image.dim() == 4) {
+    std::vector<torch::Tensor> items;
+    for (int64_t i = 0; i < image.size(0); ++i) items.push_back(resizeImage(image[i], height, width));
+    return torch::stack(items);
+  }
+  if (image.size(1) == height && image.size(2) == width) return image;
+  TORCH_CHECK(height > 0 && width > 0, "resizeImage: empty target size");
+  torch::Tensor hwc = image.detach().to(torch::kCPU, torch::kFloat32).permute({1, 2, 0}).contiguous();
+  cv::Mat src(static_cast<int>(hwc.size(0)), static_cast<int>(hwc.size(1)), CV_32FC3, hwc.data_ptr());
+  cv::Mat dst;
+  const bool shrinking = height * width < image.size(1) * image.size(2);
+  cv::resize(src, dst, cv::Size(static_cast<int>(width), static_cast<int>(height)), 0, 0,
+             shrinking ? cv::INTER_AREA : cv::INTER_CUBIC);
+  torch::Tensor out = torch::from_blob(dst.data, {height, width, 3}, torch::kFloat32);
+  return out.permute({2, 0, 1}).clamp(0, 1).contiguous().to(image.device());
+}
+
+torch::Tensor resizeLongSide(const torch::Tensor& image, int64_t longSide) {
+  const int64_t h = image.size(-2), w = image.size(-1);
+  if (std::max(h, w) == longSide) return image;
+  const double scale = static_cast<double>(longSide) / std::max(h, w);
+  return resizeImage(image, std::max<int64_t>(1, std::lround(h * scale)), std::max<int64_t>(1, std::lround(w * scale)));
+}
+
+torch::Tensor transferLuminance(const torch::Tensor& stylized, const torch::Tensor& content) {
+  // BT.601 full-range YCbCr: Y from the stylized image, Cb/Cr from the content.
+  auto luma = [](const torch::Tensor& x) {
+    return 0.299 * x.select(-3, 0) + 0.587 * x.select(-3, 1) + 0.114 * x.select(-3, 2);
+  };
+  const torch::Tensor y = luma(stylized);
+  const torch::Tensor cb = (content.select(-3, 2) - luma(content)) * 0.564;
+  const torch::Tensor cr = (content.select(-3, 0) - luma(content)) * 0.713;
+  const torch::Tensor r = y + 1.403 * cr;
+  const torch::Tensor g = y - 0.344 * cb - 0.714 * cr;
+  const torch::Tensor b = y + 1.773 * cb;
+  return torch::stack({r, g, b}, -3).clamp(0, 1);
+}
+
+}  // namespace stylize

@@ -1,0 +1,32 @@
+// Still images as tensors: [3, H, W] float32 RGB in [0, 1] on the CPU.
+#pragma once
+
+#include <torch/types.h>
+
+#include <filesystem>
+
+namespace stylize {
+
+constexpr int64_t kDefaultMaxImagePixels = 100'000'000;
+
+// JPEG, PNG, WebP, BMP, TIFF (whatever this OpenCV decodes). EXIF orientation is applied, grayscale
+// becomes RGB, alpha is composited over white, 16-bit is scaled to [0, 1]. Throws Error naming the file
+// when it is missing, empty, undecodable or larger than `maxPixels`.
+torch::Tensor loadImage(const std::filesystem::path& path, int64_t maxPixels = kDefaultMaxImagePixels);
+
+// Format from the extension; written to a temporary name and renamed, so a failure leaves nothing.
+void saveImage(const std::filesystem::path& path, const torch::Tensor& image, int jpegQuality = 95);
+
+// Fails early, before any expensive work, if `path` has no writable folder or an unknown extension.
+void checkImageOutputPath(const std::filesystem::path& path);
+
+// High-quality resampling (area when shrinking, bicubic when enlarging); accepts [3,H,W] or [N,3,H,W].
+torch::Tensor resizeImage(const torch::Tensor& image, int64_t height, int64_t width);
+// Scales so that the longer side is `longSide` (aspect kept); returns `image` itself when it already is.
+torch::Tensor resizeLongSide(const torch::Tensor& image, int64_t longSide);
+
+// Keeps the colours of `content`: the luminance of `stylized` with the chroma (YCbCr) of `content`.
+// Both [.., 3, H, W] of the same size, on any device.
+torch::Tensor transferLuminance(const torch::Tensor& stylized, const torch::Tensor& content);
+
+}  // namespace stylize

@@ -1,0 +1,27 @@
+// The subcommands of `stylize`, and the flag groups they share.
+#pragma once
+
+#include <cxxopts.hpp>
+#include <string>
+#include <vector>
+
+#include "train/perceptual_loss.h"
+
+namespace stylize::cli {
+
+int runOptimize(int argc, char** argv);
+int runBench(int argc, char** argv);
+
+// Loss flags shared by optimize and train: weights, layer lists, pyramid, normalisation.
+void addLossOptions(cxxopts::Options& options);
+LossConfig lossConfigFromArgs(const cxxopts::ParseResult& args, const Vgg19& vgg);
+std::string describeLossConfig(const LossConfig& config);
+
+struct StyleImages {
+  std::vector<torch::Tensor> images;
+  std::vector<double> blend;
+};
+// "--style a.jpg:0.7 --style b.jpg:0.3", each scaled to `longSide`.
+StyleImages loadStyleImages(const std::vector<std::string>& specs, int64_t longSide);
+
+}  // namespace stylize::cli

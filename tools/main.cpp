@@ -1,0 +1,53 @@
+// stylize: one binary, one subcommand per job.
+#include <torch/torch.h>
+
+#include <cstring>
+#include <iostream>
+
+#include "data/error.h"
+#include "tools/commands.h"
+
+namespace {
+
+constexpr const char* kUsage = R"(stylize: real-time neural style transfer for images, video and live preview
+
+usage: stylize <command> [options]     (stylize <command> --help for its options)
+
+commands:
+  optimize   stylize one image by optimisation (Gatys et al.): slow, the quality reference
+  bench      measure speed against PyTorch on this machine (bench optimize)
+
+examples:
+  stylize optimize --content photo.jpg --style starry_night.jpg -o out.png
+  stylize bench optimize
+)";
+
+// Torch's own messages carry a C++ backtrace; the user gets the first line only.
+std::string firstLine(const std::string& s) { return s.substr(0, s.find('\n')); }
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  if (argc < 2 || !std::strcmp(argv[1], "-h") || !std::strcmp(argv[1], "--help") || !std::strcmp(argv[1], "help")) {
+    std::cout << kUsage;
+    return argc < 2 ? 2 : 0;
+  }
+  const std::string command = argv[1];
+  try {
+    if (command == "optimize") return stylize::cli::runOptimize(argc - 1, argv + 1);
+    if (command == "bench") return stylize::cli::runBench(argc - 1, argv + 1);
+    if (command == "--version") {
+      std::cout << "stylize " << STYLIZE_VERSION << " (LibTorch " << TORCH_VERSION << ")\n";
+      return 0;
+    }
+    std::cerr << "stylize: error: unknown command \"" << command << "\" (see stylize --help)\n";
+    return 2;
+  } catch (const stylize::Error& e) {
+    std::cerr << "stylize: error: " << e.what() << "\n";
+  } catch (const c10::Error& e) {
+    std::cerr << "stylize: error: " << firstLine(e.what_without_backtrace()) << "\n";
+  } catch (const std::exception& e) {
+    std::cerr << "stylize: error: " << firstLine(e.what()) << "\n";
+  }
+  return 1;
+}
