@@ -64,8 +64,8 @@ torch::Tensor loadImage(const fs::path& path, int64_t maxPixels) {
   const cv::Mat buffer(1, static_cast<int>(bytes.size()), CV_8U, const_cast<char*>(bytes.data()));
   // IMREAD_COLOR applies EXIF orientation but drops alpha and depth, so JPEG (which has neither) goes
   // that way and every other format is decoded unchanged to keep alpha and 16-bit data.
-  const bool isJpeg = bytes.size() > 2 && static_cast<unsigned char>(bytes[0]) == 0xFF &&
-                      static_cast<unsigned char>(bytes[1]) == 0xD8;
+  const bool isJpeg =
+      bytes.size() > 2 && static_cast<unsigned char>(bytes[0]) == 0xFF && static_cast<unsigned char>(bytes[1]) == 0xD8;
   cv::Mat decoded;
   try {
     decoded = cv::imdecode(buffer, isJpeg ? cv::IMREAD_COLOR : cv::IMREAD_UNCHANGED);

@@ -85,10 +85,12 @@ Entry parseEntry(const std::string& name, const nlohmann::json& info, uint64_t d
 }  // namespace
 
 Safetensors parseSafetensors(const std::string& bytes, const std::string& source) {
-  if (bytes.size() < 8) throw Error(source + ": too short for a safetensors file (" + std::to_string(bytes.size()) + " bytes)");
+  if (bytes.size() < 8)
+    throw Error(source + ": too short for a safetensors file (" + std::to_string(bytes.size()) + " bytes)");
   const uint64_t headerSize = readLittleEndian64(bytes.data());
   if (headerSize > kMaxHeaderBytes || headerSize > bytes.size() - 8)
-    throw Error(source + ": header length " + std::to_string(headerSize) + " exceeds the file (not safetensors, or truncated)");
+    throw Error(source + ": header length " + std::to_string(headerSize) +
+                " exceeds the file (not safetensors, or truncated)");
   nlohmann::json header;
   try {
     header = nlohmann::json::parse(bytes.begin() + 8, bytes.begin() + 8 + static_cast<std::ptrdiff_t>(headerSize));
@@ -126,7 +128,9 @@ Safetensors parseSafetensors(const std::string& bytes, const std::string& source
   return file;
 }
 
-Safetensors readSafetensors(const std::filesystem::path& path) { return parseSafetensors(readFile(path), path.string()); }
+Safetensors readSafetensors(const std::filesystem::path& path) {
+  return parseSafetensors(readFile(path), path.string());
+}
 
 std::string serializeSafetensors(const Safetensors& file) {
   nlohmann::json header = nlohmann::json::object();
@@ -136,7 +140,9 @@ std::string serializeSafetensors(const Safetensors& file) {
   for (const auto& [name, tensor] : file.tensors) {
     torch::Tensor t = tensor.detach().to(torch::kCPU).contiguous();
     const uint64_t size = t.numel() * t.element_size();
-    header[name] = {{"dtype", nameFromDtype(t.scalar_type())}, {"shape", t.sizes().vec()}, {"data_offsets", {offset, offset + size}}};
+    header[name] = {{"dtype", nameFromDtype(t.scalar_type())},
+                    {"shape", t.sizes().vec()},
+                    {"data_offsets", {offset, offset + size}}};
     offset += size;
     data.push_back(std::move(t));
   }

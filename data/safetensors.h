@@ -11,8 +11,8 @@
 namespace stylize {
 
 struct Safetensors {
-  std::map<std::string, torch::Tensor> tensors;      // CPU, contiguous, owned (not views of the file)
-  std::map<std::string, std::string> metadata;       // the optional "__metadata__" string map
+  std::map<std::string, torch::Tensor> tensors;  // CPU, contiguous, owned (not views of the file)
+  std::map<std::string, std::string> metadata;   // the optional "__metadata__" string map
 };
 
 // Throws Error("<source>: ...") on anything malformed: short or truncated data, a header that is not a

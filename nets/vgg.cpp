@@ -85,17 +85,20 @@ Vgg19 Vgg19::load(const fs::path& path, Pooling pooling) {
     torch::Tensor weight = file.tensors[w], bias = file.tensors[b];
     if (!weight.is_floating_point() || !bias.is_floating_point())
       throw Error(where + ": dtype " + std::string(c10::toString(weight.scalar_type())) + " is not floating point");
-    if (weight.sizes() != torch::IntArrayRef({layer.out, layer.in, 3, 3}) || bias.sizes() != torch::IntArrayRef({layer.out}))
+    if (weight.sizes() != torch::IntArrayRef({layer.out, layer.in, 3, 3}) ||
+        bias.sizes() != torch::IntArrayRef({layer.out}))
       throw Error(where + ": shape " + c10::str(weight.sizes()) + " / " + c10::str(bias.sizes()) + ", expected [" +
-                  std::to_string(layer.out) + ", " + std::to_string(layer.in) + ", 3, 3] / [" + std::to_string(layer.out) + "]");
-    vgg.weights_.push_back(weight.to(torch::kFloat32));
+                  std::to_string(layer.out) + ", " + std::to_string(layer.in) + ", 3, 3] / [" +
+                  std::to_string(layer.out) + "]");
+    vgg.weights_.push_back(weight.to(torch::kFloat32).contiguous(torch::MemoryFormat::ChannelsLast));
     vgg.biases_.push_back(bias.to(torch::kFloat32));
   }
-  if (vgg.weights_.empty()) throw Error(path.string() + ": no VGG19 layers (expected features.0.weight, features.0.bias, ...)");
+  if (vgg.weights_.empty())
+    throw Error(path.string() + ": no VGG19 layers (expected features.0.weight, features.0.bias, ...)");
   for (size_t i = vgg.weights_.size(); i < convLayers().size(); ++i)
     if (file.tensors.count("features." + std::to_string(convLayers()[i].features) + ".weight"))
-      throw Error(path.string() + ": has " + convLayers()[i].name + " but not " + convLayers()[vgg.weights_.size()].name +
-                  " (layers must form a prefix of VGG19)");
+      throw Error(path.string() + ": has " + convLayers()[i].name + " but not " +
+                  convLayers()[vgg.weights_.size()].name + " (layers must form a prefix of VGG19)");
   vgg.mean_ = torch::tensor({0.485f, 0.456f, 0.406f}).view({1, 3, 1, 1});
   vgg.std_ = torch::tensor({0.229f, 0.224f, 0.225f}).view({1, 3, 1, 1});
   return vgg;
@@ -113,20 +116,22 @@ void Vgg19::requireLayers(const std::vector<std::string>& taps) const {
     const int index = convIndexForTap(tap);
     if (index < 0) throw Error("unknown VGG19 layer \"" + tap + "\" (use relu1_1 .. relu5_4, conv*, pool1 .. pool5)");
     if (index >= loadedConvLayers())
-      throw Error(path_.string() + " has only " + loadedRange() + "; layer " + tap + " needs " + convLayers()[index].name +
-                  " (features." + std::to_string(convLayers()[index].features) +
+      throw Error(path_.string() + " has only " + loadedRange() + "; layer " + tap + " needs " +
+                  convLayers()[index].name + " (features." + std::to_string(convLayers()[index].features) +
                   ".weight): use the full VGG19 weights (README: Getting VGG19 weights) or shallower layers");
   }
 }
 
-std::map<std::string, torch::Tensor> Vgg19::forward(const torch::Tensor& x, const std::vector<std::string>& taps) const {
+std::map<std::string, torch::Tensor> Vgg19::forward(const torch::Tensor& x,
+                                                    const std::vector<std::string>& taps) const {
   requireLayers(taps);
   int deepest = -1;
   for (const auto& tap : taps) deepest = std::max(deepest, convIndexForTap(tap));
   auto wanted = [&](const std::string& name) { return std::find(taps.begin(), taps.end(), name) != taps.end(); };
 
   std::map<std::string, torch::Tensor> out;
-  torch::Tensor h = (x - mean_) / std_;
+  // Channels-last is oneDNN's native layout: no reorder around every convolution (~20% faster on CPU).
+  torch::Tensor h = ((x - mean_) / std_).contiguous(torch::MemoryFormat::ChannelsLast);
   const auto& layers = convLayers();
   for (int i = 0; i <= deepest; ++i) {
     const auto& layer = layers[i];
@@ -175,7 +180,8 @@ void Vgg19::normalize(const ChannelMeans& means) {
     torch::Tensor m = it->second.to(weights_[i].device(), torch::kFloat32);
     // A channel that never fires on the calibration photos would get an enormous gain; bound it.
     m = torch::maximum(m, m.mean() * 1e-2).clamp_min(1e-12);
-    weights_[i] = weights_[i] * previous.view({1, -1, 1, 1}) / m.view({-1, 1, 1, 1});
+    weights_[i] = (weights_[i] * previous.view({1, -1, 1, 1}) / m.view({-1, 1, 1, 1}))
+                      .contiguous(torch::MemoryFormat::ChannelsLast);
     biases_[i] = biases_[i] / m;
     previous = m;
   }
@@ -183,7 +189,7 @@ void Vgg19::normalize(const ChannelMeans& means) {
 }
 
 void Vgg19::to(const torch::Device& device) {
-  for (auto& w : weights_) w = w.to(device);
+  for (auto& w : weights_) w = w.to(device).contiguous(torch::MemoryFormat::ChannelsLast);
   for (auto& b : biases_) b = b.to(device);
   mean_ = mean_.to(device);
   std_ = std_.to(device);

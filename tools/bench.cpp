@@ -73,8 +73,8 @@ int benchOptimize(const cxxopts::ParseResult& args) {
   std::sort(files.begin(), files.end());
   if (files.size() < 2) throw Error(photos.string() + ": need two photos for the benchmark");
 
-  std::cout << "Loss evaluation (forward + backward), " << torch::get_num_threads() << " threads, "
-            << vgg.loadedRange() << ", " << describeLossConfig(config) << "\n";
+  std::cout << "Loss evaluation (forward + backward), " << torch::get_num_threads() << " threads, " << vgg.loadedRange()
+            << ", " << describeLossConfig(config) << "\n";
   nlohmann::json ours;
   for (int size : sizes) {
     PerceptualLoss loss(vgg, config);
@@ -123,16 +123,16 @@ int benchOptimize(const cxxopts::ParseResult& args) {
 }  // namespace
 
 int runBench(int argc, char** argv) {
-  cxxopts::Options options("stylize bench",
-                           "Measure speed on this machine, next to PyTorch in the same run (medians; ratio < 1 = faster).\n"
-                           "  stylize bench optimize                 loss forward+backward at 256² and 512²\n"
-                           "  stylize bench optimize --python ''     ours only\n");
-  options.add_options()
-      ("what", "optimize", cxxopts::value<std::string>())
-      ("sizes", "square image sizes", cxxopts::value<std::string>()->default_value("256,512"))
-      ("repeats", "timed repetitions per size (median reported)", cxxopts::value<int>()->default_value("10"))
-      ("python", "Python with torch for the comparison ('' to skip)",
-       cxxopts::value<std::string>()->default_value("/usr/bin/python3"));
+  cxxopts::Options options(
+      "stylize bench",
+      "Measure speed on this machine, next to PyTorch in the same run (medians; ratio < 1 = faster).\n"
+      "  stylize bench optimize                 loss forward+backward at 256² and 512²\n"
+      "  stylize bench optimize --python ''     ours only\n");
+  options.add_options()("what", "optimize", cxxopts::value<std::string>())(
+      "sizes", "square image sizes", cxxopts::value<std::string>()->default_value("256,512"))(
+      "repeats", "timed repetitions per size (median reported)", cxxopts::value<int>()->default_value("10"))(
+      "python", "Python with torch for the comparison ('' to skip)",
+      cxxopts::value<std::string>()->default_value("/usr/bin/python3"));
   addLossOptions(options);
   addVggOptions(options);
   addComputeOptions(options);

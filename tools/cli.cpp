@@ -15,10 +15,10 @@ namespace fs = std::filesystem;
 namespace stylize::cli {
 
 void addComputeOptions(cxxopts::Options& options) {
-  options.add_options("Compute")
-      ("threads", "CPU threads for LibTorch (0 = all cores)", cxxopts::value<int>()->default_value("0"))
-      ("device", "auto, cpu, cuda or cuda:N", cxxopts::value<std::string>()->default_value("auto"))
-      ("seed", "random seed, for reproducible runs", cxxopts::value<uint64_t>()->default_value("0"));
+  options.add_options("Compute")("threads", "CPU threads for LibTorch (0 = all cores)",
+                                 cxxopts::value<int>()->default_value("0"))(
+      "device", "auto, cpu, cuda or cuda:N", cxxopts::value<std::string>()->default_value("auto"))(
+      "seed", "random seed, for reproducible runs", cxxopts::value<uint64_t>()->default_value("0"));
 }
 
 torch::Device parseDevice(const std::string& spec) {
@@ -44,11 +44,12 @@ torch::Device applyComputeOptions(const cxxopts::ParseResult& args) {
 }
 
 void addVggOptions(cxxopts::Options& options) {
-  options.add_options("Loss network")
-      ("vgg", "VGG19 weights (.safetensors, torchvision names); default: $STYLIZE_VGG19, "
-              "~/.cache/stylize/vgg19.safetensors, ../shared/vgg19/*.safetensors", cxxopts::value<std::string>())
-      ("pooling", "max or avg (Gatys found average pooling gives smoother results)",
-       cxxopts::value<std::string>()->default_value("max"));
+  options.add_options("Loss network")("vgg",
+                                      "VGG19 weights (.safetensors, torchvision names); default: $STYLIZE_VGG19, "
+                                      "~/.cache/stylize/vgg19.safetensors, ../shared/vgg19/*.safetensors",
+                                      cxxopts::value<std::string>())(
+      "pooling", "max or avg (Gatys found average pooling gives smoother results)",
+      cxxopts::value<std::string>()->default_value("max"));
 }
 
 fs::path assetDir() {
@@ -65,8 +66,9 @@ fs::path cacheDir() {
 fs::path findVggWeights(const cxxopts::ParseResult& args) {
   if (args.count("vgg")) return args["vgg"].as<std::string>();
   if (const char* env = std::getenv("STYLIZE_VGG19"); env && *env) return env;
-  std::vector<fs::path> candidates = {cacheDir() / "vgg19.safetensors", assetDir() / "models" / "vgg19.safetensors",
-                                      assetDir().parent_path() / "shared" / "vgg19" / "vgg19_conv1_1-conv3_4.safetensors"};
+  std::vector<fs::path> candidates = {
+      cacheDir() / "vgg19.safetensors", assetDir() / "models" / "vgg19.safetensors",
+      assetDir().parent_path() / "shared" / "vgg19" / "vgg19_conv1_1-conv3_4.safetensors"};
   std::error_code ec;
   for (const auto& c : candidates)
     if (fs::exists(c, ec)) return c;
@@ -83,7 +85,8 @@ Vgg19 loadLossNetwork(const cxxopts::ParseResult& args, const torch::Device& dev
     std::error_code ec;
     for (const auto& entry : fs::directory_iterator(dir, ec))
       if (entry.path().extension() == ".jpg") out.push_back(loadImage(entry.path()));
-    if (out.empty()) throw Error(dir.string() + ": no calibration photos (*.jpg); set STYLIZE_HOME to the Stylize folder");
+    if (out.empty())
+      throw Error(dir.string() + ": no calibration photos (*.jpg); set STYLIZE_HOME to the Stylize folder");
     std::cerr << "stylize: normalising VGG19 on " << out.size() << " calibration photos (once; cached)\n";
     return out;
   };

@@ -11,10 +11,8 @@ namespace {
 
 torch::Tensor resizeBatch(const torch::Tensor& x, int64_t h, int64_t w) {
   if (x.size(2) == h && x.size(3) == w) return x;
-  return F::interpolate(x, F::InterpolateFuncOptions()
-                               .size(std::vector<int64_t>{h, w})
-                               .mode(torch::kBilinear)
-                               .align_corners(false));
+  return F::interpolate(
+      x, F::InterpolateFuncOptions().size(std::vector<int64_t>{h, w}).mode(torch::kBilinear).align_corners(false));
 }
 
 torch::Tensor initialImage(const GatysOptions& options, const torch::Tensor& content, const torch::Tensor& style) {
@@ -54,12 +52,14 @@ torch::Tensor optimizeImage(PerceptualLoss& loss, const torch::Tensor& content, 
     std::unique_ptr<torch::optim::Optimizer> optimizer;
     if (lbfgs) {
       optimizer = std::make_unique<torch::optim::LBFGS>(
-          std::vector<torch::Tensor>{image}, torch::optim::LBFGSOptions(options.learningRate > 0 ? options.learningRate : 1.0)
-                                                 .history_size(50)
-                                                 .line_search_fn("strong_wolfe"));
+          std::vector<torch::Tensor>{image},
+          torch::optim::LBFGSOptions(options.learningRate > 0 ? options.learningRate : 1.0)
+              .history_size(50)
+              .line_search_fn("strong_wolfe"));
     } else {
       optimizer = std::make_unique<torch::optim::Adam>(
-          std::vector<torch::Tensor>{image}, torch::optim::AdamOptions(options.learningRate > 0 ? options.learningRate : 0.02));
+          std::vector<torch::Tensor>{image},
+          torch::optim::AdamOptions(options.learningRate > 0 ? options.learningRate : 0.02));
     }
 
     LossTerms last;

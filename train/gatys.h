@@ -17,9 +17,9 @@ enum class GatysInit { kContent, kNoise, kStyle };
 struct GatysOptions {
   GatysOptimizer optimizer = GatysOptimizer::kLbfgs;
   GatysInit init = GatysInit::kContent;
-  int iterations = 300;         // per scale
-  double learningRate = 0.0;    // 0: 1.0 for L-BFGS, 0.02 for Adam (pixels are in [0, 1])
-  int scales = 1;               // coarse-to-fine: 2 runs at half size first, then full size
+  int iterations = 300;       // per scale
+  double learningRate = 0.0;  // 0: 1.0 for L-BFGS, 0.02 for Adam (pixels are in [0, 1])
+  int scales = 1;             // coarse-to-fine: 2 runs at half size first, then full size
   uint64_t seed = 0;
 };
 

@@ -1,0 +1,98 @@
+// The command line as a user meets it: exit codes, one-line errors that name the file, outputs that
+// appear whole or not at all.
+#include <gtest/gtest.h>
+#include <torch/torch.h>
+
+#include "data/image.h"
+#include "tests/test_util.h"
+
+namespace stylize {
+namespace {
+
+using test::runStylize;
+
+std::string lastLine(const std::string& s) {
+  std::string t = s;
+  while (!t.empty() && t.back() == '\n') t.pop_back();
+  return t.substr(t.rfind('\n') == std::string::npos ? 0 : t.rfind('\n') + 1);
+}
+
+TEST(Cli, UsageAndUnknownCommand) {
+  test::TempDir dir;
+  const auto none = runStylize("", dir.path());
+  EXPECT_EQ(none.exitCode, 2);
+  EXPECT_NE(none.output.find("usage: stylize <command>"), std::string::npos);
+  const auto help = runStylize("optimize --help", dir.path());
+  EXPECT_EQ(help.exitCode, 0);
+  EXPECT_NE(help.output.find("--style-layers"), std::string::npos);
+  const auto bad = runStylize("frobnicate", dir.path());
+  EXPECT_EQ(bad.exitCode, 2);
+  EXPECT_NE(bad.output.find("unknown command \"frobnicate\""), std::string::npos);
+}
+
+TEST(Cli, OptimizeErrorsAreOneLineAndNameTheProblem) {
+  test::TempDir dir;
+  saveImage(dir / "c.png", torch::rand({3, 40, 40}));
+  const std::string c = (dir / "c.png").string(), out = (dir / "out.png").string();
+
+  auto r = runStylize("optimize --style " + c + " -o " + out, dir.path());
+  EXPECT_EQ(r.exitCode, 1);
+  EXPECT_EQ(lastLine(r.output), "stylize: error: stylize optimize: --content is required (see --help)");
+
+  r = runStylize("optimize --content " + (dir / "nope.jpg").string() + " --style " + c + " -o " + out, dir.path());
+  EXPECT_EQ(r.exitCode, 1);
+  EXPECT_EQ(lastLine(r.output), "stylize: error: " + (dir / "nope.jpg").string() + ": no such file");
+
+  r = runStylize("optimize --content " + c + " --style " + c + " -o " + (dir / "out.gif").string(), dir.path());
+  EXPECT_EQ(r.exitCode, 1);
+  EXPECT_NE(r.output.find("out.gif: unknown image extension"), std::string::npos) << r.output;
+
+  r = runStylize("optimize --content " + c + " --style " + c + " -o " + out + " --optimizer sgd", dir.path());
+  EXPECT_NE(r.output.find("--optimizer sgd: use lbfgs or adam"), std::string::npos) << r.output;
+
+  r = runStylize("optimize --content " + c + " --style " + c + " -o " + out + " --iterations", dir.path());
+  EXPECT_EQ(r.exitCode, 1);
+  EXPECT_NE(r.output.find("(see --help)"), std::string::npos) << r.output;
+
+  r = runStylize("optimize --content " + c + " --style " + c + " -o " + out + " --vgg " + c, dir.path());
+  EXPECT_EQ(r.exitCode, 1);
+  EXPECT_NE(r.output.find(c + ": header length"), std::string::npos) << r.output;
+  EXPECT_FALSE(std::filesystem::exists(out));
+}
+
+TEST(Cli, MissingVggLayerNamesLayerAndFile) {
+  STYLIZE_REQUIRE_SHARED(test::sharedVgg());
+  test::TempDir dir;
+  saveImage(dir / "c.png", torch::rand({3, 40, 40}));
+  const std::string c = (dir / "c.png").string();
+  const auto r = runStylize("optimize --content " + c + " --style " + c + " -o " + (dir / "o.png").string() +
+                                " --vgg " + test::sharedVgg().string() + " --content-layers relu4_2",
+                            dir.path());
+  EXPECT_EQ(r.exitCode, 1);
+  EXPECT_NE(lastLine(r.output).find(
+                "vgg19_conv1_1-conv3_4.safetensors has only conv1_1..conv3_4; layer relu4_2 needs conv4_2"),
+            std::string::npos)
+      << r.output;
+}
+
+TEST(Cli, OptimizeWritesTheOutputAndIntermediates) {
+  STYLIZE_REQUIRE_SHARED(test::sharedVgg());
+  test::TempDir dir;
+  const auto content = test::sharedDir() / "data/reference/extra_content_jcjohnson_neural-style/golden_gate.jpg";
+  const auto style = test::sharedDir() / "data/styles/jcjohnson_fast-neural-style/the_scream.jpg";
+  const auto out = dir / "result.jpg";
+  const auto r =
+      runStylize("optimize --content " + content.string() + " --style " + style.string() + " -o " + out.string() +
+                     " --size 64 --iterations 20 --save-every 10 --vgg " + test::sharedVgg().string(),
+                 dir.path());
+  ASSERT_EQ(r.exitCode, 0) << r.output;
+  EXPECT_NE(r.output.find("loss content relu3_1:1"), std::string::npos) << r.output;  // defaults printed
+  const torch::Tensor image = loadImage(out);
+  EXPECT_EQ(std::max(image.size(1), image.size(2)), 64);
+  EXPECT_TRUE(std::filesystem::exists(dir / "result_00010.jpg"));
+  for (const auto& e : std::filesystem::directory_iterator(dir.path()))
+    EXPECT_EQ(e.path().string().find(".tmp-"), std::string::npos) << e.path();
+}
+
+}  // namespace
+}  // namespace stylize
