@@ -128,11 +128,13 @@ int runBench(int argc, char** argv) {
       "Measure speed on this machine, next to PyTorch in the same run (medians; ratio < 1 = faster).\n"
       "  stylize bench optimize                 loss forward+backward at 256² and 512²\n"
       "  stylize bench optimize --python ''     ours only\n");
-  options.add_options()("what", "optimize", cxxopts::value<std::string>())(
-      "sizes", "square image sizes", cxxopts::value<std::string>()->default_value("256,512"))(
-      "repeats", "timed repetitions per size (median reported)", cxxopts::value<int>()->default_value("10"))(
-      "python", "Python with torch for the comparison ('' to skip)",
-      cxxopts::value<std::string>()->default_value("/usr/bin/python3"));
+  // clang-format off
+  options.add_options()
+      ("what", "optimize", cxxopts::value<std::string>())
+      ("sizes", "square image sizes", cxxopts::value<std::string>()->default_value("256,512"))
+      ("repeats", "timed repetitions per size (median reported)", cxxopts::value<int>()->default_value("10"))
+      ("python", "Python with torch for the comparison ('' to skip)", cxxopts::value<std::string>()->default_value("/usr/bin/python3"));
+  // clang-format on
   addLossOptions(options);
   addVggOptions(options);
   addComputeOptions(options);

@@ -15,10 +15,12 @@ namespace fs = std::filesystem;
 namespace stylize::cli {
 
 void addComputeOptions(cxxopts::Options& options) {
-  options.add_options("Compute")("threads", "CPU threads for LibTorch (0 = all cores)",
-                                 cxxopts::value<int>()->default_value("0"))(
-      "device", "auto, cpu, cuda or cuda:N", cxxopts::value<std::string>()->default_value("auto"))(
-      "seed", "random seed, for reproducible runs", cxxopts::value<uint64_t>()->default_value("0"));
+  // clang-format off
+  options.add_options("Compute")
+      ("threads", "CPU threads for LibTorch (0 = all cores)", cxxopts::value<int>()->default_value("0"))
+      ("device", "auto, cpu, cuda or cuda:N", cxxopts::value<std::string>()->default_value("auto"))
+      ("seed", "random seed, for reproducible runs", cxxopts::value<uint64_t>()->default_value("0"));
+  // clang-format on
 }
 
 torch::Device parseDevice(const std::string& spec) {
@@ -44,12 +46,11 @@ torch::Device applyComputeOptions(const cxxopts::ParseResult& args) {
 }
 
 void addVggOptions(cxxopts::Options& options) {
-  options.add_options("Loss network")("vgg",
-                                      "VGG19 weights (.safetensors, torchvision names); default: $STYLIZE_VGG19, "
-                                      "~/.cache/stylize/vgg19.safetensors, ../shared/vgg19/*.safetensors",
-                                      cxxopts::value<std::string>())(
-      "pooling", "max or avg (Gatys found average pooling gives smoother results)",
-      cxxopts::value<std::string>()->default_value("max"));
+  // clang-format off
+  options.add_options("Loss network")
+      ("vgg", "VGG19 weights (.safetensors, torchvision names); default: $STYLIZE_VGG19, ~/.cache/stylize/vgg19.safetensors, ../shared/vgg19/*.safetensors", cxxopts::value<std::string>())
+      ("pooling", "max or avg (Gatys found average pooling gives smoother results)", cxxopts::value<std::string>()->default_value("max"));
+  // clang-format on
 }
 
 fs::path assetDir() {
@@ -113,7 +114,10 @@ std::pair<std::string, double> splitWeight(const std::string& item, const std::s
 }
 
 cxxopts::ParseResult parse(cxxopts::Options& options, int argc, char** argv) {
-  options.add_options("Help")("h,help", "show this help");
+  // clang-format off
+  options.add_options("Help")
+      ("h,help", "show this help");
+  // clang-format on
   try {
     auto result = options.parse(argc, argv);
     if (result.count("help")) {

@@ -23,16 +23,16 @@ fs::path intermediatePath(const fs::path& output, int iteration) {
 }  // namespace
 
 void addLossOptions(cxxopts::Options& options) {
-  options.add_options("Loss (defaults depend on the layers the VGG19 file has; printed at start)")(
-      "content-weight", "weight α of the content loss", cxxopts::value<double>())(
-      "style-weight", "weight β of the style loss", cxxopts::value<double>())(
-      "tv-weight", "weight of the total-variation (smoothness) loss", cxxopts::value<double>())(
-      "content-layers", "content layers with weights, e.g. relu4_2:1", cxxopts::value<std::string>())(
-      "style-layers", "style layers with weights, e.g. relu1_1:1,relu2_1:1,relu3_1:1", cxxopts::value<std::string>())(
-      "pyramid", "style loss on N scales (1 = off): restores large structure with shallow layers",
-      cxxopts::value<int>())("normalization",
-                             "mean (size-independent, default) or gatys (the paper's ½Σ and 1/(4N²M²))",
-                             cxxopts::value<std::string>()->default_value("mean"));
+  // clang-format off
+  options.add_options("Loss (defaults depend on the layers the VGG19 file has; printed at start)")
+      ("content-weight", "weight α of the content loss", cxxopts::value<double>())
+      ("style-weight", "weight β of the style loss", cxxopts::value<double>())
+      ("tv-weight", "weight of the total-variation (smoothness) loss", cxxopts::value<double>())
+      ("content-layers", "content layers with weights, e.g. relu4_2:1", cxxopts::value<std::string>())
+      ("style-layers", "style layers with weights, e.g. relu1_1:1,relu2_1:1,relu3_1:1", cxxopts::value<std::string>())
+      ("pyramid", "style loss on N scales (1 = off): restores large structure with shallow layers", cxxopts::value<int>())
+      ("normalization", "mean (size-independent, default) or gatys (the paper's ½Σ and 1/(4N²M²))", cxxopts::value<std::string>()->default_value("mean"));
+  // clang-format on
 }
 
 LossConfig lossConfigFromArgs(const cxxopts::ParseResult& args, const Vgg19& vgg) {
@@ -82,19 +82,21 @@ int runOptimize(int argc, char** argv) {
       "Stylize one image by optimising its pixels (Gatys et al. 2016): slow, the quality reference.\n"
       "  stylize optimize --content photo.jpg --style starry_night.jpg -o out.png\n"
       "  stylize optimize --content photo.jpg --style a.jpg:0.7 --style b.jpg:0.3 --size 384 -o out.jpg\n");
-  options.add_options()("content", "content photo", cxxopts::value<std::string>())(
-      "style", "style image, optionally with a blend weight: starry.jpg:0.7 (repeatable)",
-      cxxopts::value<std::vector<std::string>>())(
-      "o,output", "output image (.png .jpg .webp .bmp .tiff); written atomically", cxxopts::value<std::string>())(
-      "size", "long side of the output in pixels", cxxopts::value<int>()->default_value("512"))(
-      "style-scale", "style image size relative to --size", cxxopts::value<double>()->default_value("1.0"))(
-      "iterations", "iterations per scale", cxxopts::value<int>()->default_value("300"))(
-      "optimizer", "lbfgs or adam", cxxopts::value<std::string>()->default_value("lbfgs"))(
-      "lr", "learning rate (default 1 for lbfgs, 0.02 for adam)", cxxopts::value<double>()->default_value("0"))(
-      "init", "start from content, noise or style", cxxopts::value<std::string>()->default_value("content"))(
-      "scales", "coarse-to-fine: optimise at 1/2^(N-1) .. 1 of --size", cxxopts::value<int>()->default_value("1"))(
-      "preserve-colors", "keep the content's colours: transfer luminance only")(
-      "save-every", "also save out_NNNNN.ext every N iterations (0 = off)", cxxopts::value<int>()->default_value("0"));
+  // clang-format off
+  options.add_options()
+      ("content", "content photo", cxxopts::value<std::string>())
+      ("style", "style image, optionally with a blend weight: starry.jpg:0.7 (repeatable)", cxxopts::value<std::vector<std::string>>())
+      ("o,output", "output image (.png .jpg .webp .bmp .tiff); written atomically", cxxopts::value<std::string>())
+      ("size", "long side of the output in pixels", cxxopts::value<int>()->default_value("512"))
+      ("style-scale", "style image size relative to --size", cxxopts::value<double>()->default_value("1.0"))
+      ("iterations", "iterations per scale", cxxopts::value<int>()->default_value("300"))
+      ("optimizer", "lbfgs or adam", cxxopts::value<std::string>()->default_value("lbfgs"))
+      ("lr", "learning rate (default 1 for lbfgs, 0.02 for adam)", cxxopts::value<double>()->default_value("0"))
+      ("init", "start from content, noise or style", cxxopts::value<std::string>()->default_value("content"))
+      ("scales", "coarse-to-fine: optimise at 1/2^(N-1) .. 1 of --size", cxxopts::value<int>()->default_value("1"))
+      ("preserve-colors", "keep the content's colours: transfer luminance only")
+      ("save-every", "also save out_NNNNN.ext every N iterations (0 = off)", cxxopts::value<int>()->default_value("0"));
+  // clang-format on
   addLossOptions(options);
   addVggOptions(options);
   addComputeOptions(options);
