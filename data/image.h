@@ -25,8 +25,4 @@ torch::Tensor resizeImage(const torch::Tensor& image, int64_t height, int64_t wi
 // Scales so that the longer side is `longSide` (aspect kept); returns `image` itself when it already is.
 torch::Tensor resizeLongSide(const torch::Tensor& image, int64_t longSide);
 
-// Keeps the colours of `content`: the luminance of `stylized` with the chroma (YCbCr) of `content`.
-// Both [.., 3, H, W] of the same size, on any device.
-torch::Tensor transferLuminance(const torch::Tensor& stylized, const torch::Tensor& content);
-
 }  // namespace stylize

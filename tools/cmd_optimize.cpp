@@ -3,6 +3,7 @@
 
 #include <iostream>
 
+#include "data/color.h"
 #include "data/error.h"
 #include "data/image.h"
 #include "tools/cli.h"

@@ -5,12 +5,15 @@
 #include <string>
 #include <vector>
 
+#include "infer/stylizer.h"
 #include "train/perceptual_loss.h"
 
 namespace stylize::cli {
 
 int runOptimize(int argc, char** argv);
 int runBench(int argc, char** argv);
+int runTrain(int argc, char** argv);
+int runImage(int argc, char** argv);
 
 // Loss flags shared by optimize and train: weights, layer lists, pyramid, normalisation.
 void addLossOptions(cxxopts::Options& options);
@@ -23,5 +26,10 @@ struct StyleImages {
 };
 // "--style a.jpg:0.7 --style b.jpg:0.3", each scaled to `longSide`.
 StyleImages loadStyleImages(const std::vector<std::string>& specs, int64_t longSide);
+
+// --model, --strength, --preserve-colors, --fp16: shared by image, video and live.
+void addStylizeOptions(cxxopts::Options& options);
+StylizeOptions stylizeOptionsFromArgs(const cxxopts::ParseResult& args);
+Precision precisionFromArgs(const cxxopts::ParseResult& args);
 
 }  // namespace stylize::cli

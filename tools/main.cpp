@@ -15,10 +15,14 @@ usage: stylize <command> [options]     (stylize <command> --help for its options
 
 commands:
   optimize   stylize one image by optimisation (Gatys et al.): slow, the quality reference
+  train      train a feed-forward style model on a folder of photos (Johnson et al.)
+  image      stylize photos with a trained model, one forward pass each
   bench      measure speed against PyTorch on this machine (bench optimize)
 
 examples:
   stylize optimize --content photo.jpg --style starry_night.jpg -o out.png
+  stylize train --style starry_night.jpg --dataset photos/ -o starry.safetensors
+  stylize image --model starry.safetensors photo.jpg -o out.jpg
   stylize bench optimize
 )";
 
@@ -35,6 +39,8 @@ int main(int argc, char** argv) {
   const std::string command = argv[1];
   try {
     if (command == "optimize") return stylize::cli::runOptimize(argc - 1, argv + 1);
+    if (command == "train") return stylize::cli::runTrain(argc - 1, argv + 1);
+    if (command == "image") return stylize::cli::runImage(argc - 1, argv + 1);
     if (command == "bench") return stylize::cli::runBench(argc - 1, argv + 1);
     if (command == "--version") {
       std::cout << "stylize " << STYLIZE_VERSION << " (LibTorch " << TORCH_VERSION << ")\n";

@@ -5,6 +5,7 @@
 
 #include <opencv2/imgcodecs.hpp>
 
+#include "data/color.h"
 #include "data/error.h"
 #include "data/files.h"
 #include "tests/test_util.h"

@@ -1,0 +1,34 @@
+#include "infer/stylizer.h"
+
+#include <torch/torch.h>
+
+#include "data/color.h"
+#include "data/error.h"
+
+namespace stylize {
+
+Stylizer::Stylizer(const std::filesystem::path& model, const torch::Device& device, Precision precision)
+    : name_(model.stem().string()), device_(device), precision_(precision) {
+  if (precision == Precision::kFloat16 && !device.is_cuda())
+    throw Error("--fp16 needs a CUDA device (CPU half precision is slower than float32)");
+  StyleModel loaded = loadStyleModel(model);
+  net_ = loaded.net;
+  info_ = std::move(loaded.info);
+  net_->to(device, precision == Precision::kFloat16 ? torch::kFloat16 : torch::kFloat32);
+  net_->eval();
+}
+
+torch::Tensor Stylizer::operator()(const torch::Tensor& images, const StylizeOptions& options) {
+  if (!(options.strength >= 0 && options.strength <= 1)) throw Error("--strength must be between 0 and 1");
+  torch::NoGradGuard noGrad;
+  const bool single = images.dim() == 3;
+  const torch::Tensor input = (single ? images.unsqueeze(0) : images).to(device_, torch::kFloat32);
+  torch::Tensor out = net_->forward(input.to(precision_ == Precision::kFloat16 ? torch::kFloat16 : torch::kFloat32))
+                          .to(torch::kFloat32);
+  out = out.clamp(0, 1);
+  if (options.preserveColors) out = transferLuminance(out, input);
+  if (options.strength < 1) out = input + (out - input) * options.strength;
+  return single ? out.squeeze(0) : out;
+}
+
+}  // namespace stylize

@@ -1,0 +1,71 @@
+#include "nets/style_model.h"
+
+#include "data/error.h"
+#include "data/safetensors.h"
+
+namespace stylize {
+
+void saveStyleModel(const std::filesystem::path& path, TransformerNet& net, nlohmann::json info, bool fp16) {
+  info["format"] = "stylize-transformer";
+  info["version"] = kStyleModelVersion;
+  info["architecture"] = {{"width", net->config().width}, {"blocks", net->config().blocks}};
+  info["dtype"] = fp16 ? "float16" : "float32";
+  Safetensors file;
+  for (const auto& p : net->named_parameters())
+    file.tensors[p.key()] = p.value().detach().to(torch::kCPU, fp16 ? torch::kFloat16 : torch::kFloat32);
+  file.metadata["stylize"] = info.dump();
+  writeSafetensors(path, file);
+}
+
+StyleModel loadStyleModel(const std::filesystem::path& path) {
+  const std::string where = path.string();
+  Safetensors file = readSafetensors(path);
+  const auto meta = file.metadata.find("stylize");
+  if (meta == file.metadata.end()) throw Error(where + ": not a Stylize model (no \"stylize\" metadata)");
+  StyleModel model;
+  try {
+    model.info = nlohmann::json::parse(meta->second);
+  } catch (const nlohmann::json::exception&) {
+    throw Error(where + ": model metadata is not valid JSON");
+  }
+  const auto& info = model.info;
+  if (!info.is_object() || info.value("format", "") != "stylize-transformer")
+    throw Error(where + ": not a Stylize model (format is not stylize-transformer)");
+  if (!info.contains("version") || !info["version"].is_number_integer() ||
+      info["version"].get<int>() > kStyleModelVersion)
+    throw Error(where + ": model format version " + (info.contains("version") ? info["version"].dump() : "missing") +
+                " is newer than this stylize understands (" + std::to_string(kStyleModelVersion) + ")");
+  const auto& arch = info.contains("architecture") ? info["architecture"] : nlohmann::json();
+  if (!arch.is_object() || !arch.contains("width") || !arch["width"].is_number_integer() || !arch.contains("blocks") ||
+      !arch["blocks"].is_number_integer())
+    throw Error(where + ": model metadata lacks architecture.width / architecture.blocks");
+
+  TransformerConfig config{arch["width"].get<int64_t>(), arch["blocks"].get<int64_t>()};
+  try {
+    model.net = TransformerNet(config);
+  } catch (const Error& e) {
+    throw Error(where + ": " + e.what());
+  }
+  torch::NoGradGuard noGrad;
+  size_t used = 0;
+  for (auto& p : model.net->named_parameters()) {
+    auto it = file.tensors.find(p.key());
+    if (it == file.tensors.end()) throw Error(where + ": missing tensor \"" + p.key() + "\"");
+    const torch::Tensor& t = it->second;
+    if (t.sizes() != p.value().sizes())
+      throw Error(where + ": tensor \"" + p.key() + "\" has shape " + c10::str(t.sizes()) +
+                  ", the architecture needs " + c10::str(p.value().sizes()));
+    if (t.scalar_type() != torch::kFloat32 && t.scalar_type() != torch::kFloat16 && t.scalar_type() != torch::kBFloat16)
+      throw Error(where + ": tensor \"" + p.key() + "\" has dtype " + c10::toString(t.scalar_type()) +
+                  ", expected float32 or float16");
+    if (!torch::isfinite(t).all().item<bool>())
+      throw Error(where + ": tensor \"" + p.key() + "\" holds NaN or infinity");
+    p.value().copy_(t.to(torch::kFloat32));
+    ++used;
+  }
+  if (used != file.tensors.size()) throw Error(where + ": holds tensors this architecture does not have");
+  model.net->eval();
+  return model;
+}
+
+}  // namespace stylize

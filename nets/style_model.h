@@ -1,0 +1,27 @@
+// A trained style model on disk: the transform network's weights as safetensors, plus a JSON document in
+// the "__metadata__" map under "stylize" (architecture, style image, loss, training settings, format
+// version), so Python's `safetensors` can read it too.
+#pragma once
+
+#include <filesystem>
+#include <nlohmann/json.hpp>
+
+#include "nets/transformer_net.h"
+
+namespace stylize {
+
+constexpr int kStyleModelVersion = 1;
+
+struct StyleModel {
+  TransformerNet net{nullptr};
+  nlohmann::json info;  // everything but the weights; info["architecture"] = {width, blocks}
+};
+
+// fp16 halves the file; weights are widened back to fp32 on load. Written atomically.
+void saveStyleModel(const std::filesystem::path& path, TransformerNet& net, nlohmann::json info, bool fp16 = false);
+
+// Validates the format, version, architecture and every tensor's name, shape and dtype; throws Error
+// naming the file and the problem.
+StyleModel loadStyleModel(const std::filesystem::path& path);
+
+}  // namespace stylize

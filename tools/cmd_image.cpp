@@ -1,0 +1,101 @@
+// stylize image: one forward pass of a trained model per photo.
+#include <torch/torch.h>
+
+#include <iostream>
+
+#include "data/error.h"
+#include "data/image.h"
+#include "infer/stylizer.h"
+#include "tools/cli.h"
+#include "tools/commands.h"
+
+namespace fs = std::filesystem;
+
+namespace stylize::cli {
+
+Precision precisionFromArgs(const cxxopts::ParseResult& args) {
+  return args.count("fp16") ? Precision::kFloat16 : Precision::kFloat32;
+}
+
+StylizeOptions stylizeOptionsFromArgs(const cxxopts::ParseResult& args) {
+  StylizeOptions o;
+  o.strength = args["strength"].as<double>();
+  if (!(o.strength >= 0 && o.strength <= 1)) throw Error("--strength must be between 0 and 1");
+  o.preserveColors = args.count("preserve-colors") > 0;
+  return o;
+}
+
+void addStylizeOptions(cxxopts::Options& options) {
+  // clang-format off
+  options.add_options("Stylization")
+      ("m,model", "style model (.safetensors from stylize train)", cxxopts::value<std::string>())
+      ("strength", "blend with the input: 0 = original, 1 = fully stylized", cxxopts::value<double>()->default_value("1"))
+      ("preserve-colors", "keep the input's colours (luminance-only stylization)")
+      ("fp16", "half precision (CUDA only)");
+  // clang-format on
+}
+
+int runImage(int argc, char** argv) {
+  cxxopts::Options options("stylize image",
+                           "Stylize photos with a trained model: one forward pass each.\n"
+                           "  stylize image --model starry.safetensors photo.jpg -o out.jpg\n"
+                           "  stylize image --model starry.safetensors a.jpg b.png c.webp -o out/ --size 1024\n");
+  // clang-format off
+  options.add_options()
+      ("inputs", "input images", cxxopts::value<std::vector<std::string>>())
+      ("o,output", "output image (one input) or folder (created; names INPUT_MODEL.EXT)", cxxopts::value<std::string>())
+      ("size", "long side to stylize at (0 = as is); the style's scale follows the size", cxxopts::value<int>()->default_value("0"));
+  // clang-format on
+  addStylizeOptions(options);
+  addComputeOptions(options);
+  options.parse_positional({"inputs"});
+  options.positional_help("INPUT...");
+  auto args = parse(options, argc, argv);
+  if (!args.count("model")) throw Error("stylize image: --model is required (see --help)");
+  if (!args.count("inputs")) throw Error("stylize image: no input images (see --help)");
+  if (!args.count("output")) throw Error("stylize image: -o/--output is required (see --help)");
+  const auto inputs = args["inputs"].as<std::vector<std::string>>();
+  const fs::path output = args["output"].as<std::string>();
+  const int size = args["size"].as<int>();
+  if (size != 0 && (size < 16 || size > 16384)) throw Error("--size must be 0 or 16..16384");
+  const StylizeOptions stylizeOptions = stylizeOptionsFromArgs(args);
+
+  // One input and an image name: a file. Otherwise a folder, created if needed.
+  std::error_code ec;
+  const bool toFolder = inputs.size() > 1 || fs::is_directory(output, ec) || output.extension().empty();
+  if (toFolder) {
+    fs::create_directories(output, ec);
+    if (!fs::is_directory(output, ec)) throw Error(output.string() + ": cannot create the output folder");
+  } else {
+    checkImageOutputPath(output);
+  }
+
+  const torch::Device device = applyComputeOptions(args);
+  Stylizer stylizer(args["model"].as<std::string>(), device, precisionFromArgs(args));
+  int failures = 0;
+  for (const auto& input : inputs) {
+    const fs::path target =
+        toFolder
+            ? output / (fs::path(input).stem().string() + "_" + stylizer.name() + fs::path(input).extension().string())
+            : output;
+    try {
+      torch::Tensor image = loadImage(input);
+      const int64_t h = image.size(1), w = image.size(2);
+      if (size > 0) image = resizeLongSide(image, size);
+      const auto t0 = std::chrono::steady_clock::now();
+      torch::Tensor out = stylizer(image, stylizeOptions).to(torch::kCPU);
+      const double ms = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count();
+      if (size > 0) out = resizeImage(out, h, w);
+      saveImage(target, out);
+      std::cerr << fmt::format("stylize: {} → {} ({}x{}, {:.0f} ms)\n", input, target.string(), image.size(2),
+                               image.size(1), ms);
+    } catch (const Error& e) {
+      // Keep going through a batch of photos; the exit code reports the failure.
+      std::cerr << "stylize: error: " << e.what() << "\n";
+      ++failures;
+    }
+  }
+  return failures ? 1 : 0;
+}
+
+}  // namespace stylize::cli

@@ -1,0 +1,234 @@
+// stylize train: a feed-forward style model from one painting and a folder of photos.
+#include <torch/torch.h>
+
+#include <csignal>
+#include <fstream>
+#include <iostream>
+#include <opencv2/imgproc.hpp>
+
+#include "data/error.h"
+#include "data/files.h"
+#include "data/image.h"
+#include "nets/style_model.h"
+#include "tools/cli.h"
+#include "tools/commands.h"
+#include "train/trainer.h"
+
+namespace fs = std::filesystem;
+
+namespace stylize::cli {
+namespace {
+
+std::atomic<bool> gStop{false};
+extern "C" void onSignal(int) {
+  gStop = true;
+  std::signal(SIGINT, SIG_DFL);  // a second Ctrl-C ends at once
+  std::signal(SIGTERM, SIG_DFL);
+}
+
+fs::path sibling(const fs::path& output, const std::string& suffix) {
+  return output.parent_path() / (output.stem().string() + suffix);
+}
+
+// Content on top, stylized below: what a user checks at a glance during a long run.
+torch::Tensor validationGrid(TransformerNet& net, const std::vector<torch::Tensor>& photos,
+                             const torch::Device& device) {
+  torch::NoGradGuard noGrad;
+  net->eval();
+  std::vector<torch::Tensor> top, bottom;
+  for (const auto& photo : photos) {
+    top.push_back(photo);
+    bottom.push_back(net->forward(photo.unsqueeze(0).to(device)).squeeze(0).clamp(0, 1).to(torch::kCPU));
+  }
+  net->train();
+  return torch::cat({torch::cat(top, 2), torch::cat(bottom, 2)}, 1);
+}
+
+// Total loss against iteration on a log scale, drawn with OpenCV: no plotting dependency.
+torch::Tensor lossCurve(const std::vector<std::pair<int64_t, double>>& points) {
+  const int width = 640, height = 360, margin = 40;
+  cv::Mat canvas(height, width, CV_8UC3, cv::Scalar(255, 255, 255));
+  double lo = 1e300, hi = -1e300;
+  for (const auto& [it, loss] : points) {
+    lo = std::min(lo, std::log10(std::max(loss, 1e-12)));
+    hi = std::max(hi, std::log10(std::max(loss, 1e-12)));
+  }
+  if (hi - lo < 1e-6) hi = lo + 1;
+  const double last = static_cast<double>(std::max<int64_t>(1, points.back().first));
+  std::vector<cv::Point> line;
+  for (const auto& [it, loss] : points)
+    line.emplace_back(
+        margin + static_cast<int>((width - 2 * margin) * it / last),
+        height - margin -
+            static_cast<int>((height - 2 * margin) * (std::log10(std::max(loss, 1e-12)) - lo) / (hi - lo)));
+  cv::rectangle(canvas, {margin, margin}, {width - margin, height - margin}, cv::Scalar(200, 200, 200));
+  cv::polylines(canvas, line, false, cv::Scalar(180, 80, 20), 2, cv::LINE_AA);
+  auto label = [&](const std::string& text, cv::Point at) {
+    cv::putText(canvas, text, at, cv::FONT_HERSHEY_SIMPLEX, 0.45, cv::Scalar(40, 40, 40), 1, cv::LINE_AA);
+  };
+  label(fmt::format("total loss {:.3g}", std::pow(10, hi)), {margin + 4, margin - 8});
+  label(fmt::format("{:.3g}", std::pow(10, lo)), {margin + 4, height - margin - 6});
+  label(fmt::format("iteration {}", points.back().first), {width - margin - 120, height - 14});
+  torch::Tensor hwc = torch::from_blob(canvas.data, {height, width, 3}, torch::kUInt8);
+  return hwc.permute({2, 0, 1}).flip({0}).to(torch::kFloat32).div(255);  // BGR → RGB
+}
+
+}  // namespace
+
+int runTrain(int argc, char** argv) {
+  cxxopts::Options options(
+      "stylize train",
+      "Train a feed-forward style model (Johnson et al. 2016) on a folder of photos, once per painting.\n"
+      "  stylize train --style starry_night.jpg --dataset photos/ -o starry.safetensors\n"
+      "  stylize train --style wave.jpg --dataset photos/ -o wave.safetensors --width 16 --blocks 3 --iterations 4000\n"
+      "  stylize train ... --resume starry.ckpt.safetensors     continue an interrupted run exactly\n"
+      "Ctrl-C writes a checkpoint and exits; run the same command with --resume to continue.\n");
+  // clang-format off
+  options.add_options()
+      ("style", "the painting", cxxopts::value<std::string>())
+      ("dataset", "folder of training photos (searched recursively; .jpg .png .webp)", cxxopts::value<std::string>())
+      ("o,output", "model file (.safetensors)", cxxopts::value<std::string>())
+      ("iterations", "training iterations (batches)", cxxopts::value<int64_t>()->default_value("40000"))
+      ("epochs", "alternatively, passes over the dataset (overrides --iterations)", cxxopts::value<double>())
+      ("batch-size", "photos per batch", cxxopts::value<int64_t>()->default_value("4"))
+      ("image-size", "training crop size", cxxopts::value<int64_t>()->default_value("256"))
+      ("style-size", "long side of the style image", cxxopts::value<int64_t>()->default_value("512"))
+      ("lr", "Adam learning rate", cxxopts::value<double>()->default_value("0.001"))
+      ("lr-final", "learning rate at the end as a fraction of --lr (cosine decay; 1 = constant)", cxxopts::value<double>()->default_value("0.1"))
+      ("width", "channels of the first layer (Johnson: 32; 16 for a fast CPU model)", cxxopts::value<int64_t>()->default_value("32"))
+      ("blocks", "residual blocks (Johnson: 5)", cxxopts::value<int64_t>()->default_value("5"))
+      ("checkpoint", "checkpoint file (default: OUTPUT stem + .ckpt.safetensors)", cxxopts::value<std::string>())
+      ("checkpoint-every", "iterations between checkpoints", cxxopts::value<int64_t>()->default_value("1000"))
+      ("resume", "continue from this checkpoint", cxxopts::value<std::string>())
+      ("log-every", "iterations between CSV log rows, validation grid and loss curve", cxxopts::value<int64_t>()->default_value("100"))
+      ("validation", "held-out photos taken from the dataset for the validation grid", cxxopts::value<int>()->default_value("4"))
+      ("fp16", "store the model in half precision (half the size)");
+  // clang-format on
+  addLossOptions(options);
+  addVggOptions(options);
+  addComputeOptions(options);
+  auto args = parse(options, argc, argv);
+  for (const char* required : {"style", "dataset", "output"})
+    if (!args.count(required)) throw Error(std::string("stylize train: --") + required + " is required (see --help)");
+
+  const fs::path output = args["output"].as<std::string>();
+  if (output.extension() != ".safetensors") throw Error(output.string() + ": the model file must end in .safetensors");
+  checkWritable(output);
+  const fs::path checkpoint =
+      args.count("checkpoint") ? fs::path(args["checkpoint"].as<std::string>()) : sibling(output, ".ckpt.safetensors");
+  checkWritable(checkpoint);
+
+  const torch::Device device = applyComputeOptions(args);
+  ImageFolder photos(args["dataset"].as<std::string>());
+  std::vector<torch::Tensor> validation;
+  for (const auto& file : photos.holdOut(static_cast<size_t>(std::max(0, args["validation"].as<int>())))) {
+    try {
+      const torch::Tensor image = loadImage(file);
+      const int64_t side = std::min(image.size(1), image.size(2));
+      using torch::indexing::Slice;
+      validation.push_back(resizeImage(image.index({Slice(), Slice(0, side), Slice(0, side)}), 192, 192));
+    } catch (const Error& e) {
+      std::cerr << "stylize: warning: validation photo skipped: " << e.what() << "\n";
+    }
+  }
+
+  const std::string stylePath = args["style"].as<std::string>();
+  const StyleImages style = loadStyleImages({stylePath}, args["style-size"].as<int64_t>());
+  const Vgg19 vgg = loadLossNetwork(args, device);
+  PerceptualLoss loss(vgg, lossConfigFromArgs(args, vgg));
+  loss.setStyle(style.images, style.blend);
+
+  TrainOptions opt;
+  opt.architecture = {args["width"].as<int64_t>(), args["blocks"].as<int64_t>()};
+  opt.batches.batchSize = args["batch-size"].as<int64_t>();
+  opt.batches.imageSize = args["image-size"].as<int64_t>();
+  opt.batches.seed = args["seed"].as<uint64_t>();
+  opt.iterations = args["iterations"].as<int64_t>();
+  if (args.count("epochs"))
+    opt.iterations = std::max<int64_t>(
+        1,
+        std::llround(args["epochs"].as<double>() * static_cast<double>(photos.files().size()) / opt.batches.batchSize));
+  opt.learningRate = args["lr"].as<double>();
+  opt.finalLearningRate = args["lr-final"].as<double>();
+  opt.checkpointEvery = args["checkpoint-every"].as<int64_t>();
+  opt.checkpoint = checkpoint;
+  const int64_t logEvery = std::max<int64_t>(1, args["log-every"].as<int64_t>());
+
+  const std::string styleBytes = readFile(stylePath);
+  nlohmann::json info = {{"style",
+                          {{"file", fs::path(stylePath).filename().string()},
+                           {"fingerprint", fingerprint(styleBytes)},
+                           {"size", args["style-size"].as<int64_t>()}}},
+                         {"loss",
+                          {{"description", describeLossConfig(loss.config())},
+                           {"vgg", vgg.loadedRange()},
+                           {"vgg_fingerprint", vgg.fingerprint()}}},
+                         {"training",
+                          {{"dataset", photos.root().string()},
+                           {"photos", photos.files().size()},
+                           {"iterations", opt.iterations},
+                           {"batch_size", opt.batches.batchSize},
+                           {"image_size", opt.batches.imageSize},
+                           {"lr", opt.learningRate},
+                           {"lr_final", opt.finalLearningRate},
+                           {"seed", opt.batches.seed}}}};
+
+  Trainer trainer(loss, photos, opt, info);
+  if (args.count("resume")) {
+    trainer.resume(args["resume"].as<std::string>());
+    std::cerr << "stylize: resumed at iteration " << trainer.iteration() << "\n";
+  }
+  std::cerr << "stylize: training " << opt.architecture.width << "-wide, " << opt.architecture.blocks
+            << "-block network on " << photos.files().size() << " photos, " << opt.iterations << " iterations of "
+            << opt.batches.batchSize << "×" << opt.batches.imageSize << "², " << torch::get_num_threads()
+            << " threads on " << device << "\n"
+            << "stylize: loss " << describeLossConfig(loss.config()) << "\n";
+
+  const fs::path csvPath = sibling(output, ".log.csv");
+  std::ofstream csv(csvPath, trainer.iteration() > 0 ? std::ios::app : std::ios::trunc);
+  if (trainer.iteration() == 0) csv << "iteration,content,style,tv,total,lr,seconds\n";
+  std::vector<std::pair<int64_t, double>> curve;
+  const auto start = std::chrono::steady_clock::now();
+  ProgressBar bar(opt.iterations, "it");
+  bar.update(trainer.iteration());
+  double sums[4] = {0, 0, 0, 0};
+  int64_t count = 0;
+
+  std::signal(SIGINT, onSignal);
+  std::signal(SIGTERM, onSignal);
+  const bool finished = trainer.run(
+      [&](const TrainProgress& p) {
+        sums[0] += p.content, sums[1] += p.style, sums[2] += p.tv, sums[3] += p.total, ++count;
+        bar.update(p.iteration,
+                   fmt::format("loss {:.4g} (content {:.3g} style {:.3g} tv {:.3g}){}", p.total, p.content, p.style,
+                               p.tv, p.skippedPhotos ? fmt::format(" skipped {}", p.skippedPhotos) : ""));
+        if (p.iteration % logEvery == 0 || p.iteration == p.iterations) {
+          const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+          csv << fmt::format("{},{:.6g},{:.6g},{:.6g},{:.6g},{:.6g},{:.1f}\n", p.iteration, sums[0] / count,
+                             sums[1] / count, sums[2] / count, sums[3] / count, p.learningRate, seconds)
+              << std::flush;
+          curve.emplace_back(p.iteration, sums[3] / count);
+          sums[0] = sums[1] = sums[2] = sums[3] = 0;
+          count = 0;
+          if (!validation.empty())
+            saveImage(sibling(output, ".validation.png"), validationGrid(trainer.net(), validation, device));
+          if (curve.size() >= 2) saveImage(sibling(output, ".loss.png"), lossCurve(curve));
+        }
+      },
+      gStop);
+  std::signal(SIGINT, SIG_DFL);
+  std::signal(SIGTERM, SIG_DFL);
+  if (!finished) {
+    std::cerr << "\nstylize: interrupted at iteration " << trainer.iteration() << "; checkpoint " << checkpoint.string()
+              << "\nstylize: continue with the same command plus --resume " << checkpoint.string() << "\n";
+    return 130;
+  }
+  bar.finish();
+  info["iterations"] = trainer.iteration();
+  info["seconds"] = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+  saveStyleModel(output, trainer.net(), info, args.count("fp16") > 0);
+  std::cerr << "stylize: wrote " << output.string() << " (log " << csvPath.string() << ")\n";
+  return 0;
+}
+
+}  // namespace stylize::cli

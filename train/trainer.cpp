@@ -1,0 +1,132 @@
+#include "train/trainer.h"
+
+#include <ATen/CPUGeneratorImpl.h>
+
+#include <cmath>
+#include <cstring>
+#include <sstream>
+
+#include "data/error.h"
+#include "data/safetensors.h"
+
+namespace stylize {
+namespace {
+
+torch::Tensor bytesToTensor(const std::string& bytes) {
+  torch::Tensor t = torch::empty({static_cast<int64_t>(bytes.size())}, torch::kUInt8);
+  std::memcpy(t.data_ptr(), bytes.data(), bytes.size());
+  return t;
+}
+
+std::string tensorToBytes(const torch::Tensor& t) {
+  const torch::Tensor c = t.contiguous().to(torch::kUInt8);
+  return std::string(static_cast<const char*>(c.data_ptr()), c.numel());
+}
+
+}  // namespace
+
+Trainer::Trainer(PerceptualLoss& loss, const ImageFolder& photos, TrainOptions options, nlohmann::json info)
+    : loss_(loss), photos_(photos), options_(std::move(options)), info_(std::move(info)) {
+  if (options_.iterations < 1) throw Error("--iterations must be at least 1");
+  if (options_.batches.batchSize < 1 || options_.batches.batchSize > 256) throw Error("--batch-size must be 1..256");
+  if (options_.batches.imageSize < TransformerNetImpl::kMinSide || options_.batches.imageSize > 2048)
+    throw Error("--image-size must be 16..2048");
+  if (!(options_.learningRate > 0)) throw Error("--lr must be positive");
+  torch::manual_seed(options_.batches.seed);
+  net_ = TransformerNet(options_.architecture);
+  net_->to(loss_.vgg().device());
+  optimizer_ =
+      std::make_unique<torch::optim::Adam>(net_->parameters(), torch::optim::AdamOptions(options_.learningRate));
+}
+
+double Trainer::learningRateAt(int64_t iteration) const {
+  const double t = static_cast<double>(iteration) / static_cast<double>(options_.iterations);
+  const double f = options_.finalLearningRate;
+  return options_.learningRate * (f + (1 - f) * 0.5 * (1 + std::cos(M_PI * t)));
+}
+
+bool Trainer::run(const std::function<void(const TrainProgress&)>& onIteration, const std::atomic<bool>& stop) {
+  const torch::Device device = loss_.vgg().device();
+  BatchLoader loader(photos_, options_.batches, iteration_);
+  net_->train();
+  while (iteration_ < options_.iterations) {
+    if (stop.load()) {
+      saveCheckpoint(options_.checkpoint);
+      return false;
+    }
+    const torch::Tensor content = loader.next().to(device);
+    const double lr = learningRateAt(iteration_);
+    for (auto& group : optimizer_->param_groups()) static_cast<torch::optim::AdamOptions&>(group.options()).lr(lr);
+
+    optimizer_->zero_grad();
+    const LossTerms terms = loss_(net_->forward(content), loss_.contentTargets(content));
+    terms.total.backward();
+    optimizer_->step();
+    ++iteration_;
+
+    if (onIteration) {
+      TrainProgress p;
+      p.iteration = iteration_;
+      p.iterations = options_.iterations;
+      p.content = terms.content.item<double>();
+      p.style = terms.style.item<double>();
+      p.tv = terms.tv.item<double>();
+      p.total = terms.total.item<double>();
+      p.learningRate = lr;
+      p.skippedPhotos = loader.skipped();
+      onIteration(p);
+    }
+    if (options_.checkpointEvery > 0 && iteration_ % options_.checkpointEvery == 0 && iteration_ < options_.iterations)
+      saveCheckpoint(options_.checkpoint);
+  }
+  return true;
+}
+
+void Trainer::saveCheckpoint(const std::filesystem::path& path) {
+  if (path.empty()) return;
+  Safetensors file;
+  for (const auto& p : net_->named_parameters()) file.tensors["model." + p.key()] = p.value().detach().to(torch::kCPU);
+  std::ostringstream adam;
+  torch::save(*optimizer_, adam);
+  file.tensors["optimizer"] = bytesToTensor(adam.str());
+  file.tensors["rng"] = at::detail::getDefaultCPUGenerator().get_state();
+  nlohmann::json meta = info_;
+  meta["iteration"] = iteration_;
+  meta["architecture"] = {{"width", options_.architecture.width}, {"blocks", options_.architecture.blocks}};
+  file.metadata["stylize-checkpoint"] = meta.dump();
+  writeSafetensors(path, file);
+}
+
+void Trainer::resume(const std::filesystem::path& checkpoint) {
+  const std::string where = checkpoint.string();
+  Safetensors file = readSafetensors(checkpoint);
+  const auto meta = file.metadata.find("stylize-checkpoint");
+  if (meta == file.metadata.end()) throw Error(where + ": not a Stylize training checkpoint");
+  const nlohmann::json info = nlohmann::json::parse(meta->second, nullptr, false);
+  if (info.is_discarded() || !info.contains("iteration")) throw Error(where + ": checkpoint metadata is damaged");
+  const nlohmann::json arch = {{"width", options_.architecture.width}, {"blocks", options_.architecture.blocks}};
+  if (info.value("architecture", nlohmann::json()) != arch)
+    throw Error(where + ": checkpoint architecture " + info.value("architecture", nlohmann::json()).dump() +
+                " differs from the requested " + arch.dump());
+  torch::NoGradGuard noGrad;
+  for (auto& p : net_->named_parameters()) {
+    auto it = file.tensors.find("model." + p.key());
+    if (it == file.tensors.end() || it->second.sizes() != p.value().sizes())
+      throw Error(where + ": checkpoint lacks or mismatches \"" + p.key() + "\"");
+    p.value().copy_(it->second);
+  }
+  if (!file.tensors.count("optimizer") || !file.tensors.count("rng"))
+    throw Error(where + ": checkpoint lacks optimizer or RNG state");
+  std::istringstream adam(tensorToBytes(file.tensors["optimizer"]));
+  try {
+    torch::load(*optimizer_, adam);
+    at::Generator generator = at::detail::getDefaultCPUGenerator();  // a handle: shares the global state
+    std::lock_guard<std::mutex> lock(generator.mutex());
+    generator.set_state(file.tensors["rng"]);
+  } catch (const c10::Error&) {
+    throw Error(where + ": optimizer or RNG state is damaged");
+  }
+  iteration_ = info["iteration"].get<int64_t>();
+}
+
+}  // namespace stylize

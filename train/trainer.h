@@ -1,0 +1,62 @@
+// Feed-forward training (Johnson et al. 2016): a TransformerNet learns to minimise the perceptual loss of
+// its outputs against one style and each batch's content. Checkpoints hold everything a resumed run
+// needs (weights, Adam state, RNG state, iteration), so `resume` continues as if never stopped.
+#pragma once
+
+#include <atomic>
+#include <filesystem>
+#include <functional>
+#include <nlohmann/json.hpp>
+
+#include "data/image_folder.h"
+#include "nets/transformer_net.h"
+#include "train/perceptual_loss.h"
+
+namespace stylize {
+
+struct TrainOptions {
+  TransformerConfig architecture;
+  int64_t iterations = 40000;
+  BatchOptions batches;  // batch size, crop size, seed, prefetch
+  double learningRate = 1e-3;
+  double finalLearningRate = 1.0;    // fraction of learningRate reached at the end (cosine); 1 = constant
+  int64_t checkpointEvery = 1000;    // 0 = only at the end and on interruption
+  std::filesystem::path checkpoint;  // where checkpoints go (atomically replaced)
+};
+
+struct TrainProgress {
+  int64_t iteration = 0, iterations = 0;
+  double content = 0, style = 0, tv = 0, total = 0;
+  double learningRate = 0;
+  int64_t skippedPhotos = 0;
+};
+
+class Trainer {
+ public:
+  // The loss must have its style set. `info` is stored in checkpoints (and later in the model file).
+  Trainer(PerceptualLoss& loss, const ImageFolder& photos, TrainOptions options, nlohmann::json info = {});
+
+  // Restores weights, Adam state, RNG and iteration; throws Error if the checkpoint does not match
+  // the architecture or is damaged.
+  void resume(const std::filesystem::path& checkpoint);
+
+  // Trains until `iterations` or until `stop` becomes true (then writes a checkpoint and returns false).
+  bool run(const std::function<void(const TrainProgress&)>& onIteration, const std::atomic<bool>& stop);
+
+  void saveCheckpoint(const std::filesystem::path& path);
+  TransformerNet& net() { return net_; }
+  int64_t iteration() const { return iteration_; }
+
+ private:
+  double learningRateAt(int64_t iteration) const;
+
+  PerceptualLoss& loss_;
+  const ImageFolder& photos_;
+  TrainOptions options_;
+  nlohmann::json info_;
+  TransformerNet net_{nullptr};
+  std::unique_ptr<torch::optim::Adam> optimizer_;
+  int64_t iteration_ = 0;
+};
+
+}  // namespace stylize
