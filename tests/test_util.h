@@ -9,6 +9,10 @@
 #include <random>
 #include <string>
 
+#include <torch/torch.h>
+
+#include "data/safetensors.h"
+
 namespace stylize::test {
 
 // A fresh folder under the system temp dir, removed when the test ends.
@@ -38,6 +42,24 @@ inline std::filesystem::path sharedVgg() { return sharedDir() / "vgg19" / "vgg19
 
 #define STYLIZE_REQUIRE_SHARED(path) \
   if (!std::filesystem::exists(path)) GTEST_SKIP() << "needs " << (path).string()
+
+// A VGG19 prefix of `layers` conv layers with random (He-initialised) weights and torchvision names, plus
+// a classifier key as in timm's full file. Fast stand-in for the real loss network.
+inline Safetensors randomVgg(int layers) {
+  static constexpr int kConvIndex[] = {0, 2, 5, 7, 10, 12, 14, 16, 19, 21, 23, 25, 28, 30, 32, 34};
+  static constexpr int64_t kChannels[] = {64, 64, 128, 128, 256, 256, 256, 256, 512, 512, 512, 512, 512, 512, 512, 512};
+  torch::manual_seed(1);
+  Safetensors file;
+  int64_t in = 3;
+  for (int i = 0; i < layers; ++i) {
+    const std::string prefix = "features." + std::to_string(kConvIndex[i]);
+    file.tensors[prefix + ".weight"] = torch::randn({kChannels[i], in, 3, 3}) * std::sqrt(2.0 / (9 * in));
+    file.tensors[prefix + ".bias"] = torch::randn({kChannels[i]}) * 0.01;
+    in = kChannels[i];
+  }
+  file.tensors["classifier.0.weight"] = torch::zeros({2, 2});
+  return file;
+}
 
 struct CommandResult {
   int exitCode;

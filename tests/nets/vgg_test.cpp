@@ -11,22 +11,7 @@ namespace stylize {
 namespace {
 
 constexpr int kConvIndex[] = {0, 2, 5, 7, 10, 12, 14, 16, 19, 21, 23, 25, 28, 30, 32, 34};
-constexpr int64_t kChannels[] = {64, 64, 128, 128, 256, 256, 256, 256, 512, 512, 512, 512, 512, 512, 512, 512};
-
-// A VGG19 prefix with random (He-initialised) weights, written the way torchvision names them.
-Safetensors randomVgg(int layers) {
-  torch::manual_seed(1);
-  Safetensors file;
-  int64_t in = 3;
-  for (int i = 0; i < layers; ++i) {
-    const std::string prefix = "features." + std::to_string(kConvIndex[i]);
-    file.tensors[prefix + ".weight"] = torch::randn({kChannels[i], in, 3, 3}) * std::sqrt(2.0 / (9 * in));
-    file.tensors[prefix + ".bias"] = torch::randn({kChannels[i]}) * 0.01;
-    in = kChannels[i];
-  }
-  file.tensors["classifier.0.weight"] = torch::zeros({2, 2});  // as in timm's full file: ignored
-  return file;
-}
+using test::randomVgg;
 
 std::string loadError(const Safetensors& file, const test::TempDir& dir) {
   writeSafetensors(dir / "vgg.safetensors", file);

@@ -1,0 +1,64 @@
+#include "data/image_folder.h"
+
+#include <gtest/gtest.h>
+#include <torch/torch.h>
+
+#include "data/error.h"
+#include "data/files.h"
+#include "data/image.h"
+#include "tests/test_util.h"
+
+namespace stylize {
+namespace {
+
+void makePhotos(const test::TempDir& dir, int count) {
+  std::filesystem::create_directories(dir / "sub");
+  for (int i = 0; i < count; ++i)
+    saveImage(dir / ((i % 2 ? "sub/p" : "p") + std::to_string(i) + ".png"), torch::rand({3, 40 + i, 50}));
+}
+
+TEST(ImageFolder, FindsPhotosRecursivelyAndHoldsSomeOut) {
+  test::TempDir dir;
+  makePhotos(dir, 10);
+  writeFileAtomically(dir / "notes.txt", "not a photo");
+  ImageFolder folder(dir.path());
+  EXPECT_EQ(folder.files().size(), 10u);
+  const auto held = folder.holdOut(3);
+  EXPECT_EQ(held.size(), 3u);
+  EXPECT_EQ(folder.files().size(), 7u);
+  for (const auto& h : held) EXPECT_EQ(std::count(folder.files().begin(), folder.files().end(), h), 0);
+  EXPECT_THROW(ImageFolder(dir / "missing"), Error);
+  test::TempDir empty;
+  EXPECT_THROW(ImageFolder(empty.path()), Error);
+}
+
+TEST(BatchLoader, BatchesAreDeterministicAndIndependentOfThreads) {
+  test::TempDir dir;
+  makePhotos(dir, 6);
+  ImageFolder folder(dir.path());
+  BatchOptions options{3, 24, 42, 3};
+  BatchLoader loader(folder, options);
+  const torch::Tensor b0 = loader.next(), b1 = loader.next(), b2 = loader.next();
+  EXPECT_EQ(b0.sizes(), torch::IntArrayRef({3, 3, 24, 24}));
+  EXPECT_TRUE(torch::equal(b1, BatchLoader::makeBatch(folder.files(), options, 1, nullptr)));
+  BatchLoader resumed(folder, options, 2);  // as after a resume at batch 2
+  EXPECT_TRUE(torch::equal(resumed.next(), b2));
+  EXPECT_FALSE(torch::equal(b0, b1));
+  options.seed = 43;
+  EXPECT_FALSE(torch::equal(BatchLoader::makeBatch(folder.files(), options, 0, nullptr), b0));
+}
+
+TEST(BatchLoader, CorruptPhotosAreSkippedAndCounted) {
+  test::TempDir dir;
+  makePhotos(dir, 4);
+  writeFileAtomically(dir / "broken.jpg", "\xFF\xD8 not a jpeg at all");
+  writeFileAtomically(dir / "empty.png", "");
+  ImageFolder folder(dir.path());
+  ASSERT_EQ(folder.files().size(), 6u);
+  BatchLoader loader(folder, BatchOptions{4, 16, 1, 2});
+  for (int i = 0; i < 6; ++i) EXPECT_EQ(loader.next().size(0), 4);  // 4 epochs: every broken file was met
+  EXPECT_GT(loader.skipped(), 0);
+}
+
+}  // namespace
+}  // namespace stylize

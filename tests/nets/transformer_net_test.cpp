@@ -1,0 +1,117 @@
+#include "nets/transformer_net.h"
+
+#include <gtest/gtest.h>
+
+#include "data/error.h"
+#include "data/safetensors.h"
+#include "nets/style_model.h"
+#include "tests/test_util.h"
+
+namespace stylize {
+namespace {
+
+TEST(TransformerNet, AnySizeAtLeastTheMinimumKeepsItsShape) {
+  TransformerNet net(TransformerConfig{8, 1});
+  torch::NoGradGuard noGrad;
+  for (auto [h, w] : std::vector<std::pair<int64_t, int64_t>>{{16, 16}, {17, 23}, {55, 97}, {64, 48}, {31, 16}}) {
+    const torch::Tensor y = net->forward(torch::rand({2, 3, h, w}));
+    EXPECT_EQ(y.sizes(), torch::IntArrayRef({2, 3, h, w})) << h << "x" << w;
+    EXPECT_TRUE(torch::isfinite(y).all().item<bool>());
+  }
+}
+
+TEST(TransformerNet, TinyInputsAreRejectedWithAClearMessage) {
+  TransformerNet net(TransformerConfig{8, 1});
+  try {
+    net->forward(torch::rand({1, 3, 15, 40}));
+    FAIL();
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find("40x15 is too small"), std::string::npos) << e.what();
+  }
+  EXPECT_THROW(TransformerNet(TransformerConfig{2, 1}), Error);
+}
+
+TEST(TransformerNet, DefaultIsJohnsonsArchitecture) {
+  TransformerNet net;
+  int64_t params = 0;
+  for (const auto& p : net->parameters()) params += p.numel();
+  EXPECT_EQ(params, 1679235);  // the pytorch/examples TransformerNet has the same count
+  EXPECT_EQ(net->named_parameters().size(), 62u);
+}
+
+TEST(TransformerNet, ReflectionPaddingLeavesNoBorderArtifacts) {
+  // A flat image stays flat to the last pixel only if no layer pads with zeros.
+  TransformerNet net(TransformerConfig{8, 2});
+  torch::NoGradGuard noGrad;
+  const torch::Tensor y = net->forward(torch::full({1, 3, 37, 50}, 0.6));
+  EXPECT_LT((y - y.mean({2, 3}, true)).abs().max().item<float>(), 1e-4);
+}
+
+TEST(StyleModel, RoundTripsWeightsAndMetadataInBothPrecisions) {
+  test::TempDir dir;
+  TransformerNet net(TransformerConfig{8, 2});
+  const torch::Tensor x = torch::rand({1, 3, 32, 32});
+  torch::NoGradGuard noGrad;
+  net->eval();
+  const torch::Tensor expected = net->forward(x);
+  for (bool fp16 : {false, true}) {
+    const auto path = dir / (fp16 ? "half.safetensors" : "full.safetensors");
+    saveStyleModel(path, net, {{"style", {{"file", "starry.jpg"}}}}, fp16);
+    StyleModel model = loadStyleModel(path);
+    EXPECT_EQ(model.info["architecture"]["width"], 8);
+    EXPECT_EQ(model.info["architecture"]["blocks"], 2);
+    EXPECT_EQ(model.info["style"]["file"], "starry.jpg");
+    EXPECT_EQ(model.info["dtype"], fp16 ? "float16" : "float32");
+    EXPECT_TRUE(torch::allclose(model.net->forward(x), expected, fp16 ? 5e-2 : 1e-5, fp16 ? 5e-2 : 1e-6));
+  }
+  EXPECT_LT(std::filesystem::file_size(dir / "half.safetensors"), std::filesystem::file_size(dir / "full.safetensors") * 0.6);
+}
+
+std::string loadError(const std::filesystem::path& path) {
+  try {
+    loadStyleModel(path);
+  } catch (const Error& e) {
+    return e.what();
+  }
+  return "";
+}
+
+TEST(StyleModel, MalformedModelsAreRejected) {
+  test::TempDir dir;
+  TransformerNet net(TransformerConfig{8, 1});
+  saveStyleModel(dir / "ok.safetensors", net, {});
+  Safetensors file = readSafetensors(dir / "ok.safetensors");
+
+  Safetensors noMeta = file;
+  noMeta.metadata.clear();
+  writeSafetensors(dir / "m.safetensors", noMeta);
+  EXPECT_NE(loadError(dir / "m.safetensors").find("not a Stylize model"), std::string::npos);
+
+  Safetensors future = file;
+  future.metadata["stylize"] = R"({"format":"stylize-transformer","version":99,"architecture":{"width":8,"blocks":1}})";
+  writeSafetensors(dir / "m.safetensors", future);
+  EXPECT_NE(loadError(dir / "m.safetensors").find("version 99 is newer"), std::string::npos);
+
+  Safetensors wrongArch = file;
+  wrongArch.metadata["stylize"] = R"({"format":"stylize-transformer","version":1,"architecture":{"width":16,"blocks":1}})";
+  writeSafetensors(dir / "m.safetensors", wrongArch);
+  EXPECT_NE(loadError(dir / "m.safetensors").find("has shape"), std::string::npos) << loadError(dir / "m.safetensors");
+
+  Safetensors missing = file;
+  missing.tensors.erase("conv1.conv.weight");
+  writeSafetensors(dir / "m.safetensors", missing);
+  EXPECT_NE(loadError(dir / "m.safetensors").find("missing tensor \"conv1.conv.weight\""), std::string::npos);
+
+  Safetensors nan = file;
+  nan.tensors["in1.bias"] = torch::full_like(nan.tensors["in1.bias"], NAN);
+  writeSafetensors(dir / "m.safetensors", nan);
+  EXPECT_NE(loadError(dir / "m.safetensors").find("NaN"), std::string::npos);
+
+  Safetensors extra = file;
+  extra.tensors["spare"] = torch::zeros({1});
+  writeSafetensors(dir / "m.safetensors", extra);
+  EXPECT_NE(loadError(dir / "m.safetensors").find("does not have"), std::string::npos);
+}
+
+}  // namespace
+}  // namespace stylize
