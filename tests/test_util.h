@@ -66,9 +66,11 @@ struct CommandResult {
   std::string output;  // stdout and stderr
 };
 
-// Runs `stylize <args>` with a private cache folder.
-inline CommandResult runStylize(const std::string& args, const std::filesystem::path& cache) {
-  const std::string command = "XDG_CACHE_HOME='" + cache.string() + "' '" STYLIZE_BINARY "' " + args + " 2>&1";
+// Runs `stylize <args>` with a private cache folder; `wrapper` (e.g. "timeout 5") goes before the binary.
+inline CommandResult runStylize(const std::string& args, const std::filesystem::path& cache,
+                                const std::string& wrapper = "") {
+  const std::string command =
+      "XDG_CACHE_HOME='" + cache.string() + "' " + wrapper + " '" STYLIZE_BINARY "' " + args + " 2>&1";
   CommandResult result{-1, {}};
   std::FILE* pipe = ::popen(command.c_str(), "r");
   if (!pipe) return result;

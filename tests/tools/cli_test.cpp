@@ -3,7 +3,11 @@
 #include <gtest/gtest.h>
 #include <torch/torch.h>
 
+#include "data/files.h"
 #include "data/image.h"
+#include "nets/style_model.h"
+
+#include <fstream>
 #include "tests/test_util.h"
 
 namespace stylize {
@@ -92,6 +96,66 @@ TEST(Cli, OptimizeWritesTheOutputAndIntermediates) {
   EXPECT_TRUE(std::filesystem::exists(dir / "result_00010.jpg"));
   for (const auto& e : std::filesystem::directory_iterator(dir.path()))
     EXPECT_EQ(e.path().string().find(".tmp-"), std::string::npos) << e.path();
+}
+
+// A tiny but complete training run through the CLI, with a random-weight VGG prefix so it takes seconds.
+class TrainCli : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    writeSafetensors(dir / "vgg.safetensors", test::randomVgg(4));
+    std::filesystem::create_directories(dir / "photos");
+    for (int i = 0; i < 8; ++i) saveImage(dir / ("photos/p" + std::to_string(i) + ".jpg"), torch::rand({3, 40, 52}));
+    writeFileAtomically(dir / "photos/corrupt.jpg", "\xFF\xD8 truncated");
+    saveImage(dir / "style.png", torch::rand({3, 64, 64}));
+  }
+  std::string trainArgs(const std::string& extra) const {
+    return "train --style " + (dir / "style.png").string() + " --dataset " + (dir / "photos").string() + " -o " +
+           (dir / "m.safetensors").string() + " --vgg " + (dir / "vgg.safetensors").string() +
+           " --content-layers relu2_2 --style-layers relu1_1,relu2_1 --width 8 --blocks 1 --batch-size 2"
+           " --image-size 32 --style-size 64 --validation 2 --seed 3 " + extra;
+  }
+  test::TempDir dir;
+};
+
+TEST_F(TrainCli, TrainsWritesLogsAndTheModelStylizesImages) {
+  auto r = runStylize(trainArgs("--iterations 8 --log-every 4 --checkpoint-every 4"), dir.path());
+  ASSERT_EQ(r.exitCode, 0) << r.output;
+  EXPECT_NE(r.output.find("warning: skipping"), std::string::npos) << r.output;  // the corrupt photo
+  for (const char* f : {"m.safetensors", "m.log.csv", "m.validation.png", "m.loss.png", "m.ckpt.safetensors"})
+    EXPECT_TRUE(std::filesystem::exists(dir / f)) << f;
+  EXPECT_EQ(std::count(std::istreambuf_iterator<char>(*std::make_unique<std::ifstream>(dir / "m.log.csv")), {}, '\n'), 3);
+
+  saveImage(dir / "odd.png", torch::rand({3, 55, 97}));
+  r = runStylize("image --model " + (dir / "m.safetensors").string() + " " + (dir / "odd.png").string() + " -o " +
+                     (dir / "out").string() + " --strength 0.8",
+                 dir.path());
+  ASSERT_EQ(r.exitCode, 0) << r.output;
+  const torch::Tensor out = loadImage(dir / "out/odd_m.png");
+  EXPECT_EQ(out.sizes(), torch::IntArrayRef({3, 55, 97}));
+
+  r = runStylize("image --model " + (dir / "m.log.csv").string() + " " + (dir / "odd.png").string() + " -o " +
+                     (dir / "x.png").string(),
+                 dir.path());
+  EXPECT_EQ(r.exitCode, 1);
+  EXPECT_NE(r.output.find("m.log.csv: header length"), std::string::npos) << r.output;
+}
+
+TEST_F(TrainCli, InterruptWritesACheckpointAndResumeFinishes) {
+  // SIGINT arrives mid-run: a checkpoint, exit 130, no model file.
+  auto r = runStylize(trainArgs("--iterations 100000"), dir.path(), "timeout --preserve-status -s INT 8");
+  ASSERT_EQ(r.exitCode, 130) << r.output;
+  const auto at = r.output.find("interrupted at iteration ");
+  ASSERT_NE(at, std::string::npos) << r.output;
+  const int64_t iteration = std::stoll(r.output.substr(at + 25));
+  EXPECT_TRUE(std::filesystem::exists(dir / "m.ckpt.safetensors"));
+  EXPECT_FALSE(std::filesystem::exists(dir / "m.safetensors"));
+
+  r = runStylize(trainArgs("--iterations " + std::to_string(iteration + 2) + " --resume " +
+                           (dir / "m.ckpt.safetensors").string()),
+                 dir.path());
+  ASSERT_EQ(r.exitCode, 0) << r.output;
+  EXPECT_NE(r.output.find("resumed at iteration " + std::to_string(iteration)), std::string::npos) << r.output;
+  EXPECT_EQ(loadStyleModel(dir / "m.safetensors").info["iterations"], iteration + 2);
 }
 
 }  // namespace
