@@ -33,9 +33,35 @@ torch::Tensor ResidualBlockImpl::forward(const torch::Tensor& x) { return x + in
 UpsampleConvLayerImpl::UpsampleConvLayerImpl(int64_t in, int64_t out, int64_t kernel)
     : conv(register_module("conv", ConvLayer(in, out, kernel, 1))) {}
 
-torch::Tensor UpsampleConvLayerImpl::forward(const torch::Tensor& x) {
+torch::Tensor UpsampleConvLayerImpl::forwardReference(const torch::Tensor& x) {
   return conv(
       F::interpolate(x, F::InterpolateFuncOptions().scale_factor(std::vector<double>{2.0, 2.0}).mode(torch::kNearest)));
+}
+
+torch::Tensor UpsampleConvLayerImpl::forward(const torch::Tensor& x) {
+  const torch::Tensor& w = conv->conv->weight;  // [out, in, 3, 3]
+  if (w.size(2) != 3 || w.size(3) != 3) return forwardReference(x);
+  // Output row 2i sees input rows (i−1, i, i) through taps (w0, w1, w2); row 2i+1 sees (i, i, i+1). So
+  // phase 0 is the 2-tap kernel (w0, w1+w2) over rows (i−1, i), phase 1 is (w0+w1, w2) over (i, i+1).
+  // Reflection padding of the upsampled image equals replicate padding of the input.
+  const torch::Tensor combine =
+      torch::tensor({1.f, 0.f, 0.f, 0.f, 1.f, 1.f, 1.f, 1.f, 0.f, 0.f, 0.f, 1.f}, w.options()).view({2, 2, 3});
+  const int64_t n = x.size(2), m = x.size(3);
+  const torch::Tensor padded = F::pad(x, F::PadFuncOptions({1, 1, 1, 1}).mode(torch::kReplicate));
+  std::vector<torch::Tensor> rows;
+  for (int64_t a = 0; a < 2; ++a) {
+    std::vector<torch::Tensor> cols;
+    for (int64_t b = 0; b < 2; ++b) {
+      // K_ab[o, c] = R_a · W[o, c] · C_bᵀ  (2×3 · 3×3 · 3×2)
+      const torch::Tensor kernel = torch::einsum("rk,ocks,ts->ocrt", {combine[a], w, combine[b]});
+      using torch::indexing::Slice;
+      const torch::Tensor window = padded.index({Slice(), Slice(), Slice(a, a + n + 1), Slice(b, b + m + 1)});
+      cols.push_back(F::conv2d(window, kernel, F::Conv2dFuncOptions().bias(conv->conv->bias)));
+    }
+    rows.push_back(torch::stack(cols, -1));  // [N, C, n, m, 2(b)]
+  }
+  const torch::Tensor phases = torch::stack(rows, 3);  // [N, C, n, 2(a), m, 2(b)]
+  return phases.reshape({x.size(0), w.size(0), 2 * n, 2 * m});
 }
 
 TransformerNetImpl::TransformerNetImpl(TransformerConfig config) : config_(config) {

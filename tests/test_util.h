@@ -2,14 +2,13 @@
 #pragma once
 
 #include <gtest/gtest.h>
+#include <torch/torch.h>
 #include <unistd.h>
 
 #include <cstdio>
 #include <filesystem>
 #include <random>
 #include <string>
-
-#include <torch/torch.h>
 
 #include "data/safetensors.h"
 

@@ -10,8 +10,11 @@
 
 #include "data/error.h"
 #include "data/image.h"
+#include "infer/stylizer.h"
+#include "nets/style_model.h"
 #include "tools/cli.h"
 #include "tools/commands.h"
+#include "train/trainer.h"
 
 namespace fs = std::filesystem;
 
@@ -60,6 +63,26 @@ std::vector<int> parseSizes(const std::string& spec) {
   return sizes;
 }
 
+// The loss settings the Python counterparts replicate.
+void addLossSpec(nlohmann::json& spec, const cxxopts::ParseResult& args, const LossConfig& config) {
+  spec["weights"] = findVggWeights(args).string();
+  spec["pooling"] = args["pooling"].as<std::string>();
+  spec["pyramid"] = config.pyramidLevels;
+  for (const auto& l : config.contentLayers) spec["content_layers"].push_back(l.layer);
+  for (const auto& l : config.styleLayers) spec["style_layers"].push_back(l.layer);
+}
+
+// Runs tools/<script> with --python and the JSON spec; returns its JSON (empty when --python is '').
+nlohmann::json runPythonBench(const cxxopts::ParseResult& args, const std::string& script, const nlohmann::json& spec) {
+  const std::string python = args["python"].as<std::string>();
+  if (python.empty()) return nlohmann::json::object();
+  const fs::path path = assetDir() / "tools" / script;
+  const std::string out = runCommand(python + " '" + path.string() + "' '" + spec.dump() + "'");
+  const auto brace = out.rfind('{');
+  if (brace == std::string::npos) throw Error(path.string() + ": printed no JSON result");
+  return nlohmann::json::parse(out.substr(brace));
+}
+
 int benchOptimize(const cxxopts::ParseResult& args) {
   const torch::Device device = applyComputeOptions(args);
   const Vgg19 vgg = loadLossNetwork(args, device);
@@ -89,23 +112,9 @@ int benchOptimize(const cxxopts::ParseResult& args) {
     });
   }
 
-  nlohmann::json theirs;
-  const std::string python = args["python"].as<std::string>();
-  if (!python.empty()) {
-    nlohmann::json spec = {{"weights", findVggWeights(args).string()},
-                           {"content", files[0].string()},
-                           {"style", files[1].string()},
-                           {"sizes", sizes},
-                           {"repeats", repeats},
-                           {"threads", torch::get_num_threads()},
-                           {"pooling", args["pooling"].as<std::string>()},
-                           {"pyramid", config.pyramidLevels}};
-    for (const auto& l : config.contentLayers) spec["content_layers"].push_back(l.layer);
-    for (const auto& l : config.styleLayers) spec["style_layers"].push_back(l.layer);
-    const fs::path script = assetDir() / "tools" / "bench_optimize.py";
-    const std::string out = runCommand(python + " '" + script.string() + "' '" + spec.dump() + "'");
-    theirs = nlohmann::json::parse(out.substr(out.rfind('{')));
-  }
+  nlohmann::json spec = {{"sizes", sizes}, {"repeats", repeats}, {"threads", torch::get_num_threads()}};
+  addLossSpec(spec, args, config);
+  const nlohmann::json theirs = runPythonBench(args, "bench_optimize.py", spec);
 
   std::cout << "| size | Stylize (ms) | PyTorch (ms) | ratio |\n|---|---|---|---|\n";
   for (int size : sizes) {
@@ -120,6 +129,73 @@ int benchOptimize(const cxxopts::ParseResult& args) {
   return 0;
 }
 
+struct NetCase {
+  std::string name;
+  TransformerConfig config;
+};
+const std::vector<NetCase> kNets = {{"default", {32, 5}}, {"small", {16, 3}}};
+
+int benchTransformer(const cxxopts::ParseResult& args) {
+  const torch::Device device = applyComputeOptions(args);
+  const int repeats = args["repeats"].as<int>();
+  const std::vector<std::pair<int64_t, int64_t>> sizes = {{256, 256}, {512, 512}, {480, 640}};
+  const fs::path tmp = fs::temp_directory_path() / ("stylize-bench-" + std::to_string(::getpid()));
+  fs::create_directories(tmp);
+  nlohmann::json ours, spec = {{"threads", torch::get_num_threads()}, {"repeats", repeats}};
+
+  // Inference through the Stylizer, the path `stylize image/video/live` run.
+  for (const auto& net : kNets) {
+    TransformerNet model(net.config);
+    saveStyleModel(tmp / (net.name + ".safetensors"), model, {});
+    Stylizer stylizer(tmp / (net.name + ".safetensors"), device);
+    for (auto [h, w] : sizes) {
+      const std::string name = fmt::format("infer {} {}x{}", net.name, w, h);
+      const torch::Tensor x = torch::rand({1, 3, h, w}).to(device);
+      ours[name] = medianSeconds(2, repeats, [&] {
+        stylizer(x);
+        if (device.is_cuda()) torch::cuda::synchronize();
+      });
+      spec["inference"].push_back(
+          {{"name", name}, {"width", net.config.width}, {"blocks", net.config.blocks}, {"height", h}, {"width_px", w}});
+    }
+  }
+
+  // A whole training step (network, VGG loss with the default layers, backward, Adam) at 256², batch 4.
+  const Vgg19 vgg = loadLossNetwork(args, device);
+  const LossConfig config = lossConfigFromArgs(args, vgg);
+  PerceptualLoss loss(vgg, config);
+  loss.setStyle({torch::rand({3, 256, 256})}, {1.0});
+  for (const auto& net : kNets) {
+    const std::string name = "train step " + net.name + " 4x256²";
+    TrainOptions options;
+    options.architecture = net.config;
+    Trainer trainer(loss, options);
+    const torch::Tensor batch = torch::rand({4, 3, 256, 256}).to(device);
+    ours[name] = medianSeconds(1, std::max(3, repeats / 2), [&] {
+      trainer.step(batch);
+      if (device.is_cuda()) torch::cuda::synchronize();
+    });
+    spec["train"].push_back(
+        {{"name", name}, {"width", net.config.width}, {"blocks", net.config.blocks}, {"batch", 4}, {"size", 256}});
+  }
+  fs::remove_all(tmp);
+
+  addLossSpec(spec, args, config);
+  spec["repeats"] = std::max(3, repeats / 2);
+  const nlohmann::json theirs = runPythonBench(args, "bench_transformer.py", spec);
+  std::cout << "Transform network, " << torch::get_num_threads() << " threads on " << device << " (medians)\n"
+            << "| case | Stylize (ms) | PyTorch (ms) | speed-up |\n|---|---|---|---|\n";
+  for (const auto& [name, seconds] : ours.items()) {
+    const double a = seconds.get<double>() * 1e3;
+    if (theirs.contains(name))
+      std::cout << fmt::format("| {} | {:.1f} | {:.1f} | {:.2f}× |\n", name, a, theirs[name].get<double>() * 1e3,
+                               theirs[name].get<double>() * 1e3 / a);
+    else
+      std::cout << fmt::format("| {} | {:.1f} | – | – |\n", name, a);
+  }
+  return 0;
+}
+
 }  // namespace
 
 int runBench(int argc, char** argv) {
@@ -127,10 +203,11 @@ int runBench(int argc, char** argv) {
       "stylize bench",
       "Measure speed on this machine, next to PyTorch in the same run (medians; ratio < 1 = faster).\n"
       "  stylize bench optimize                 loss forward+backward at 256² and 512²\n"
+      "  stylize bench transformer              transform network inference and training steps\n"
       "  stylize bench optimize --python ''     ours only\n");
   // clang-format off
   options.add_options()
-      ("what", "optimize", cxxopts::value<std::string>())
+      ("what", "optimize or transformer", cxxopts::value<std::string>())
       ("sizes", "square image sizes", cxxopts::value<std::string>()->default_value("256,512"))
       ("repeats", "timed repetitions per size (median reported)", cxxopts::value<int>()->default_value("10"))
       ("python", "Python with torch for the comparison ('' to skip)", cxxopts::value<std::string>()->default_value("/usr/bin/python3"));
@@ -143,7 +220,8 @@ int runBench(int argc, char** argv) {
   auto args = parse(options, argc, argv);
   const std::string what = args.count("what") ? args["what"].as<std::string>() : "";
   if (what == "optimize") return benchOptimize(args);
-  throw Error("stylize bench: say what to measure: optimize (see --help)");
+  if (what == "transformer") return benchTransformer(args);
+  throw Error("stylize bench: say what to measure: optimize or transformer (see --help)");
 }
 
 }  // namespace stylize::cli

@@ -173,7 +173,7 @@ int runTrain(int argc, char** argv) {
                            {"lr_final", opt.finalLearningRate},
                            {"seed", opt.batches.seed}}}};
 
-  Trainer trainer(loss, photos, opt, info);
+  Trainer trainer(loss, opt, info);
   if (args.count("resume")) {
     trainer.resume(args["resume"].as<std::string>());
     std::cerr << "stylize: resumed at iteration " << trainer.iteration() << "\n";
@@ -197,6 +197,7 @@ int runTrain(int argc, char** argv) {
   std::signal(SIGINT, onSignal);
   std::signal(SIGTERM, onSignal);
   const bool finished = trainer.run(
+      photos,
       [&](const TrainProgress& p) {
         sums[0] += p.content, sums[1] += p.style, sums[2] += p.tv, sums[3] += p.total, ++count;
         bar.update(p.iteration,

@@ -25,8 +25,8 @@ std::string tensorToBytes(const torch::Tensor& t) {
 
 }  // namespace
 
-Trainer::Trainer(PerceptualLoss& loss, const ImageFolder& photos, TrainOptions options, nlohmann::json info)
-    : loss_(loss), photos_(photos), options_(std::move(options)), info_(std::move(info)) {
+Trainer::Trainer(PerceptualLoss& loss, TrainOptions options, nlohmann::json info)
+    : loss_(loss), options_(std::move(options)), info_(std::move(info)) {
   if (options_.iterations < 1) throw Error("--iterations must be at least 1");
   if (options_.batches.batchSize < 1 || options_.batches.batchSize > 256) throw Error("--batch-size must be 1..256");
   if (options_.batches.imageSize < TransformerNetImpl::kMinSide || options_.batches.imageSize > 2048)
@@ -45,23 +45,19 @@ double Trainer::learningRateAt(int64_t iteration) const {
   return options_.learningRate * (f + (1 - f) * 0.5 * (1 + std::cos(M_PI * t)));
 }
 
-bool Trainer::run(const std::function<void(const TrainProgress&)>& onIteration, const std::atomic<bool>& stop) {
+bool Trainer::run(const ImageFolder& photos, const std::function<void(const TrainProgress&)>& onIteration,
+                  const std::atomic<bool>& stop) {
   const torch::Device device = loss_.vgg().device();
-  BatchLoader loader(photos_, options_.batches, iteration_);
+  BatchLoader loader(photos, options_.batches, iteration_);
   net_->train();
   while (iteration_ < options_.iterations) {
     if (stop.load()) {
       saveCheckpoint(options_.checkpoint);
       return false;
     }
-    const torch::Tensor content = loader.next().to(device);
     const double lr = learningRateAt(iteration_);
     for (auto& group : optimizer_->param_groups()) static_cast<torch::optim::AdamOptions&>(group.options()).lr(lr);
-
-    optimizer_->zero_grad();
-    const LossTerms terms = loss_(net_->forward(content), loss_.contentTargets(content));
-    terms.total.backward();
-    optimizer_->step();
+    const LossTerms terms = step(loader.next().to(device));
     ++iteration_;
 
     if (onIteration) {
@@ -80,6 +76,14 @@ bool Trainer::run(const std::function<void(const TrainProgress&)>& onIteration, 
       saveCheckpoint(options_.checkpoint);
   }
   return true;
+}
+
+LossTerms Trainer::step(const torch::Tensor& content) {
+  optimizer_->zero_grad();
+  LossTerms terms = loss_(net_->forward(content), loss_.contentTargets(content));
+  terms.total.backward();
+  optimizer_->step();
+  return terms;
 }
 
 void Trainer::saveCheckpoint(const std::filesystem::path& path) {

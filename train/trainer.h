@@ -34,14 +34,20 @@ struct TrainProgress {
 class Trainer {
  public:
   // The loss must have its style set. `info` is stored in checkpoints (and later in the model file).
-  Trainer(PerceptualLoss& loss, const ImageFolder& photos, TrainOptions options, nlohmann::json info = {});
+  Trainer(PerceptualLoss& loss, TrainOptions options, nlohmann::json info = {});
 
   // Restores weights, Adam state, RNG and iteration; throws Error if the checkpoint does not match
   // the architecture or is damaged.
   void resume(const std::filesystem::path& checkpoint);
 
-  // Trains until `iterations` or until `stop` becomes true (then writes a checkpoint and returns false).
-  bool run(const std::function<void(const TrainProgress&)>& onIteration, const std::atomic<bool>& stop);
+  // Trains on `photos` until `iterations`, or until `stop` becomes true (then writes a checkpoint and
+  // returns false).
+  bool run(const ImageFolder& photos, const std::function<void(const TrainProgress&)>& onIteration,
+           const std::atomic<bool>& stop);
+
+  // One optimisation step on a batch of content photos (on the loss network's device), at the current
+  // learning rate; what run() does per iteration, exposed for benchmarks.
+  LossTerms step(const torch::Tensor& content);
 
   void saveCheckpoint(const std::filesystem::path& path);
   TransformerNet& net() { return net_; }
@@ -51,7 +57,6 @@ class Trainer {
   double learningRateAt(int64_t iteration) const;
 
   PerceptualLoss& loss_;
-  const ImageFolder& photos_;
   TrainOptions options_;
   nlohmann::json info_;
   TransformerNet net_{nullptr};

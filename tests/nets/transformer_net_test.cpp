@@ -64,7 +64,8 @@ TEST(StyleModel, RoundTripsWeightsAndMetadataInBothPrecisions) {
     EXPECT_EQ(model.info["dtype"], fp16 ? "float16" : "float32");
     EXPECT_TRUE(torch::allclose(model.net->forward(x), expected, fp16 ? 5e-2 : 1e-5, fp16 ? 5e-2 : 1e-6));
   }
-  EXPECT_LT(std::filesystem::file_size(dir / "half.safetensors"), std::filesystem::file_size(dir / "full.safetensors") * 0.6);
+  EXPECT_LT(std::filesystem::file_size(dir / "half.safetensors"),
+            std::filesystem::file_size(dir / "full.safetensors") * 0.6);
 }
 
 std::string loadError(const std::filesystem::path& path) {
@@ -93,7 +94,8 @@ TEST(StyleModel, MalformedModelsAreRejected) {
   EXPECT_NE(loadError(dir / "m.safetensors").find("version 99 is newer"), std::string::npos);
 
   Safetensors wrongArch = file;
-  wrongArch.metadata["stylize"] = R"({"format":"stylize-transformer","version":1,"architecture":{"width":16,"blocks":1}})";
+  wrongArch.metadata["stylize"] =
+      R"({"format":"stylize-transformer","version":1,"architecture":{"width":16,"blocks":1}})";
   writeSafetensors(dir / "m.safetensors", wrongArch);
   EXPECT_NE(loadError(dir / "m.safetensors").find("has shape"), std::string::npos) << loadError(dir / "m.safetensors");
 
@@ -111,6 +113,28 @@ TEST(StyleModel, MalformedModelsAreRejected) {
   extra.tensors["spare"] = torch::zeros({1});
   writeSafetensors(dir / "m.safetensors", extra);
   EXPECT_NE(loadError(dir / "m.safetensors").find("does not have"), std::string::npos);
+}
+
+}  // namespace
+}  // namespace stylize
+
+namespace stylize {
+namespace {
+
+TEST(UpsampleConvLayer, PhaseDecompositionEqualsUpsampleThenConv) {
+  UpsampleConvLayer layer(5, 7, 3);
+  for (auto [h, w] : std::vector<std::pair<int64_t, int64_t>>{{4, 4}, {5, 9}, {1, 3}}) {
+    const torch::Tensor x = torch::randn({2, 5, h, w}, torch::requires_grad());
+    const torch::Tensor fast = layer->forward(x), reference = layer->forwardReference(x);
+    ASSERT_EQ(fast.sizes(), reference.sizes());
+    EXPECT_TRUE(torch::allclose(fast, reference, 1e-4, 1e-5)) << h << "x" << w;
+    // Gradients agree too, so training may use the fast path.
+    const torch::Tensor g = torch::randn_like(fast);
+    const auto gf = torch::autograd::grad({fast}, {x, layer->conv->conv->weight}, {g});
+    const auto gr = torch::autograd::grad({reference}, {x, layer->conv->conv->weight}, {g});
+    EXPECT_TRUE(torch::allclose(gf[0], gr[0], 1e-4, 1e-5));
+    EXPECT_TRUE(torch::allclose(gf[1], gr[1], 1e-3, 1e-4));
+  }
 }
 
 }  // namespace

@@ -3,11 +3,11 @@
 #include <gtest/gtest.h>
 #include <torch/torch.h>
 
+#include <fstream>
+
 #include "data/files.h"
 #include "data/image.h"
 #include "nets/style_model.h"
-
-#include <fstream>
 #include "tests/test_util.h"
 
 namespace stylize {
@@ -112,7 +112,8 @@ class TrainCli : public ::testing::Test {
     return "train --style " + (dir / "style.png").string() + " --dataset " + (dir / "photos").string() + " -o " +
            (dir / "m.safetensors").string() + " --vgg " + (dir / "vgg.safetensors").string() +
            " --content-layers relu2_2 --style-layers relu1_1,relu2_1 --width 8 --blocks 1 --batch-size 2"
-           " --image-size 32 --style-size 64 --validation 2 --seed 3 " + extra;
+           " --image-size 32 --style-size 64 --validation 2 --seed 3 " +
+           extra;
   }
   test::TempDir dir;
 };
@@ -123,7 +124,8 @@ TEST_F(TrainCli, TrainsWritesLogsAndTheModelStylizesImages) {
   EXPECT_NE(r.output.find("warning: skipping"), std::string::npos) << r.output;  // the corrupt photo
   for (const char* f : {"m.safetensors", "m.log.csv", "m.validation.png", "m.loss.png", "m.ckpt.safetensors"})
     EXPECT_TRUE(std::filesystem::exists(dir / f)) << f;
-  EXPECT_EQ(std::count(std::istreambuf_iterator<char>(*std::make_unique<std::ifstream>(dir / "m.log.csv")), {}, '\n'), 3);
+  EXPECT_EQ(std::count(std::istreambuf_iterator<char>(*std::make_unique<std::ifstream>(dir / "m.log.csv")), {}, '\n'),
+            3);
 
   saveImage(dir / "odd.png", torch::rand({3, 55, 97}));
   r = runStylize("image --model " + (dir / "m.safetensors").string() + " " + (dir / "odd.png").string() + " -o " +
@@ -150,9 +152,9 @@ TEST_F(TrainCli, InterruptWritesACheckpointAndResumeFinishes) {
   EXPECT_TRUE(std::filesystem::exists(dir / "m.ckpt.safetensors"));
   EXPECT_FALSE(std::filesystem::exists(dir / "m.safetensors"));
 
-  r = runStylize(trainArgs("--iterations " + std::to_string(iteration + 2) + " --resume " +
-                           (dir / "m.ckpt.safetensors").string()),
-                 dir.path());
+  r = runStylize(
+      trainArgs("--iterations " + std::to_string(iteration + 2) + " --resume " + (dir / "m.ckpt.safetensors").string()),
+      dir.path());
   ASSERT_EQ(r.exitCode, 0) << r.output;
   EXPECT_NE(r.output.find("resumed at iteration " + std::to_string(iteration)), std::string::npos) << r.output;
   EXPECT_EQ(loadStyleModel(dir / "m.safetensors").info["iterations"], iteration + 2);

@@ -52,10 +52,11 @@ struct TinySetup {
 
 TEST(Trainer, ATinyRunLowersTheLoss) {
   TinySetup s;
-  Trainer trainer(*s.loss, *s.photos, s.options(40));
+  Trainer trainer(*s.loss, s.options(40));
   std::vector<double> losses;
   std::atomic<bool> stop{false};
-  EXPECT_TRUE(trainer.run([&](const TrainProgress& p) { losses.push_back(p.total); }, stop));
+  EXPECT_TRUE(trainer.run(
+      *s.photos, [&](const TrainProgress& p) { losses.push_back(p.total); }, stop));
   ASSERT_EQ(losses.size(), 40u);
   const double first = (losses[0] + losses[1] + losses[2]) / 3, last = (losses[37] + losses[38] + losses[39]) / 3;
   EXPECT_LT(last, 0.5 * first) << first << " → " << last;
@@ -65,21 +66,24 @@ TEST(Trainer, ResumeEqualsAnUninterruptedRun) {
   TinySetup s;
   std::atomic<bool> stop{false};
   std::vector<double> straight;
-  Trainer a(*s.loss, *s.photos, s.options(10));
-  a.run([&](const TrainProgress& p) { straight.push_back(p.total); }, stop);
+  Trainer a(*s.loss, s.options(10));
+  a.run(
+      *s.photos, [&](const TrainProgress& p) { straight.push_back(p.total); }, stop);
 
-  Trainer b(*s.loss, *s.photos, s.options(10));
-  b.run([&](const TrainProgress& p) { stop = p.iteration == 5; }, stop);  // "Ctrl-C" after iteration 5
+  Trainer b(*s.loss, s.options(10));
+  b.run(
+      *s.photos, [&](const TrainProgress& p) { stop = p.iteration == 5; }, stop);  // "Ctrl-C" after iteration 5
   ASSERT_EQ(b.iteration(), 5);
   ASSERT_TRUE(std::filesystem::exists(s.dir / "ckpt.safetensors"));
 
   torch::manual_seed(12345);  // disturb the global RNG: resume must restore it
   stop = false;
   std::vector<double> resumed;
-  Trainer c(*s.loss, *s.photos, s.options(10));
+  Trainer c(*s.loss, s.options(10));
   c.resume(s.dir / "ckpt.safetensors");
   EXPECT_EQ(c.iteration(), 5);
-  EXPECT_TRUE(c.run([&](const TrainProgress& p) { resumed.push_back(p.total); }, stop));
+  EXPECT_TRUE(c.run(
+      *s.photos, [&](const TrainProgress& p) { resumed.push_back(p.total); }, stop));
   ASSERT_EQ(resumed.size(), 5u);
   for (size_t i = 0; i < 5; ++i) EXPECT_NEAR(resumed[i], straight[5 + i], 1e-5 * std::abs(straight[5 + i])) << i;
   const auto pa = a.net()->named_parameters(), pc = c.net()->named_parameters();
@@ -89,12 +93,12 @@ TEST(Trainer, ResumeEqualsAnUninterruptedRun) {
 TEST(Trainer, ResumeRejectsAMismatchedCheckpoint) {
   TinySetup s;
   std::atomic<bool> stop{false};
-  Trainer a(*s.loss, *s.photos, s.options(2));
-  a.run({}, stop);
+  Trainer a(*s.loss, s.options(2));
+  a.run(*s.photos, {}, stop);
   a.saveCheckpoint(s.dir / "ckpt.safetensors");
   TrainOptions other = s.options(2);
   other.architecture = {16, 1};
-  Trainer b(*s.loss, *s.photos, other);
+  Trainer b(*s.loss, other);
   EXPECT_THROW(b.resume(s.dir / "ckpt.safetensors"), Error);
   EXPECT_THROW(b.resume(s.dir / "photos/p0.png"), Error);
 }

@@ -1,0 +1,124 @@
+#!/usr/bin/env python3
+"""PyTorch counterpart of `stylize bench transformer`: the same transform network written the idiomatic
+way (pytorch/examples fast_neural_style's TransformerNet, with width/blocks as parameters), timed with the
+same thread count. Prints JSON {case: median seconds}. Called by `stylize bench transformer`."""
+import json
+import statistics
+import sys
+import time
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+import bench_optimize as losses  # the same VGG19 loss, idiomatic PyTorch
+
+
+class ConvLayer(nn.Module):
+    def __init__(self, cin, cout, k, stride):
+        super().__init__()
+        self.pad = nn.ReflectionPad2d(k // 2)
+        self.conv = nn.Conv2d(cin, cout, k, stride)
+
+    def forward(self, x):
+        return self.conv(self.pad(x))
+
+
+class ResidualBlock(nn.Module):
+    def __init__(self, c):
+        super().__init__()
+        self.conv1, self.in1 = ConvLayer(c, c, 3, 1), nn.InstanceNorm2d(c, affine=True)
+        self.conv2, self.in2 = ConvLayer(c, c, 3, 1), nn.InstanceNorm2d(c, affine=True)
+
+    def forward(self, x):
+        return x + self.in2(self.conv2(F.relu(self.in1(self.conv1(x)))))
+
+
+class UpsampleConvLayer(nn.Module):
+    def __init__(self, cin, cout, k):
+        super().__init__()
+        self.conv = ConvLayer(cin, cout, k, 1)
+
+    def forward(self, x):
+        return self.conv(F.interpolate(x, scale_factor=2, mode="nearest"))
+
+
+class TransformerNet(nn.Module):
+    def __init__(self, w=32, blocks=5):
+        super().__init__()
+        self.conv1, self.in1 = ConvLayer(3, w, 9, 1), nn.InstanceNorm2d(w, affine=True)
+        self.conv2, self.in2 = ConvLayer(w, 2 * w, 3, 2), nn.InstanceNorm2d(2 * w, affine=True)
+        self.conv3, self.in3 = ConvLayer(2 * w, 4 * w, 3, 2), nn.InstanceNorm2d(4 * w, affine=True)
+        self.res = nn.Sequential(*[ResidualBlock(4 * w) for _ in range(blocks)])
+        self.deconv1, self.in4 = UpsampleConvLayer(4 * w, 2 * w, 3), nn.InstanceNorm2d(2 * w, affine=True)
+        self.deconv2, self.in5 = UpsampleConvLayer(2 * w, w, 3), nn.InstanceNorm2d(w, affine=True)
+        self.deconv3 = ConvLayer(w, 3, 9, 1)
+
+    def forward(self, x):
+        y = F.relu(self.in1(self.conv1(x)))
+        y = F.relu(self.in2(self.conv2(y)))
+        y = F.relu(self.in3(self.conv3(y)))
+        y = self.res(y)
+        y = F.relu(self.in4(self.deconv1(y)))
+        y = F.relu(self.in5(self.deconv2(y)))
+        return self.deconv3(y)
+
+
+def median_time(fn, repeats):
+    fn()
+    fn()
+    times = []
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - t0)
+    return statistics.median(times)
+
+
+def main():
+    spec = json.loads(sys.argv[1])
+    torch.set_num_threads(spec["threads"])
+    results = {}
+    for case in spec["inference"]:
+        net = TransformerNet(case["width"], case["blocks"]).eval()
+        x = torch.rand(1, 3, case["height"], case["width_px"])
+
+        def infer():
+            with torch.no_grad():
+                net(x).clamp(0, 1)
+
+        results[case["name"]] = median_time(infer, spec["repeats"])
+    content_layers, style_layers, levels = spec["content_layers"], spec["style_layers"], spec["pyramid"]
+    vgg = losses.Vgg(losses.read_safetensors(spec["weights"]), content_layers + style_layers, spec["pooling"])
+    for case in spec["train"]:
+        net = TransformerNet(case["width"], case["blocks"]).train()
+        opt = torch.optim.Adam(net.parameters(), 1e-3)
+        x = torch.rand(case["batch"], 3, case["size"], case["size"])
+        style = torch.rand(1, 3, case["size"], case["size"])
+        with torch.no_grad():
+            style_targets = [{k: losses.gram(v) for k, v in vgg(F.avg_pool2d(style, 2 ** l) if l else style,
+                                                                  style_layers).items()} for l in range(levels)]
+
+        def step():  # a whole training step: network, content targets, VGG loss, backward, Adam
+            opt.zero_grad()
+            y = net(x)
+            with torch.no_grad():
+                targets = vgg(x, content_layers)
+            feats = vgg(y, content_layers + style_layers)
+            loss = sum(F.mse_loss(feats[l], targets[l]) for l in content_layers)
+            style_loss = 0
+            for level in range(levels):
+                if level:
+                    feats = vgg(F.avg_pool2d(y, 2 ** level), style_layers)
+                style_loss = style_loss + sum(F.mse_loss(losses.gram(feats[l]), style_targets[level][l].expand(
+                    y.shape[0], -1, -1)) for l in style_layers)
+            tv = (y[..., 1:, :] - y[..., :-1, :]).pow(2).mean() + (y[..., :, 1:] - y[..., :, :-1]).pow(2).mean()
+            (loss + style_loss / levels + tv).backward()
+            opt.step()
+
+        results[case["name"]] = median_time(step, spec["repeats"])
+    print(json.dumps(results))
+
+
+if __name__ == "__main__":
+    main()
