@@ -102,7 +102,9 @@ torch::Tensor TransformerNetImpl::forward(const torch::Tensor& x) {
   y = residuals->forward(y);
   y = torch::relu(in4(deconv1(y)));
   y = torch::relu(in5(deconv2(y)));
-  y = deconv3(y);
+  // Johnson's bounded output: (tanh + 1) / 2 keeps the loss network's input in [0, 1] from the first
+  // iteration, so a random network does not start with an enormous style loss that drives it to black.
+  y = (torch::tanh(deconv3(y)) + 1) * 0.5;
   using torch::indexing::Slice;
   return y.index({Slice(), Slice(), Slice(my, my + h), Slice(mx, mx + w)});
 }

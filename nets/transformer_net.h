@@ -3,7 +3,7 @@
 // convs (no checkerboard artifacts). Reflection padding everywhere.
 //
 //   9×9 conv (w) → 3×3 stride-2 conv (2w) → 3×3 stride-2 conv (4w) → blocks × residual(4w)
-//   → upsample ×2, 3×3 conv (2w) → upsample ×2, 3×3 conv (w) → 9×9 conv to RGB
+//   → upsample ×2, 3×3 conv (2w) → upsample ×2, 3×3 conv (w) → 9×9 conv to RGB → (tanh + 1) / 2
 #pragma once
 
 #include <torch/torch.h>
@@ -52,8 +52,7 @@ class TransformerNetImpl : public torch::nn::Module {
   const TransformerConfig& config() const { return config_; }
 
   // x: [N, 3, H, W] RGB in [0, 1], any H, W ≥ kMinSide. Reflect-pads to a multiple of 4 plus a margin and
-  // crops back, so odd sizes work and borders are clean. Output is unclamped (training wants gradients
-  // everywhere); callers that display it clamp to [0, 1].
+  // crops back, so odd sizes work and borders are clean. Output in (0, 1).
   torch::Tensor forward(const torch::Tensor& x);
 
  private:

@@ -42,9 +42,9 @@ class Vgg19 {
   // Activations at the requested taps; computation stops at the deepest one. x: [N, 3, H, W].
   std::map<std::string, torch::Tensor> forward(const torch::Tensor& x, const std::vector<std::string>& taps) const;
 
-  // Gatys' network normalisation: rescales each conv layer's weights and bias so that every ReLU
-  // channel has mean activation 1 over the calibration photos, without changing what the network
-  // computes up to a positive per-channel factor. Makes loss weights independent of whether the weights
+  // Gatys' network normalisation, per layer: rescales each conv layer's weights and bias so that the
+  // layer's mean ReLU activation over the calibration photos is 1, without changing what the network
+  // computes up to a positive factor per layer. Makes loss weights independent of whether the weights
   // are at Caffe scale (activations ~1e4) or torchvision scale (~1).
   ChannelMeans channelMeans(const std::vector<torch::Tensor>& photos) const;
   void normalize(const ChannelMeans& means);

@@ -61,7 +61,7 @@ class TransformerNet(nn.Module):
         y = self.res(y)
         y = F.relu(self.in4(self.deconv1(y)))
         y = F.relu(self.in5(self.deconv2(y)))
-        return self.deconv3(y)
+        return (torch.tanh(self.deconv3(y)) + 1) / 2
 
 
 def median_time(fn, repeats):
