@@ -4,6 +4,7 @@
 #include <torch/torch.h>
 
 #include <fstream>
+#include <sstream>
 
 #include "data/files.h"
 #include "data/image.h"
@@ -158,6 +159,30 @@ TEST_F(TrainCli, InterruptWritesACheckpointAndResumeFinishes) {
   ASSERT_EQ(r.exitCode, 0) << r.output;
   EXPECT_NE(r.output.find("resumed at iteration " + std::to_string(iteration)), std::string::npos) << r.output;
   EXPECT_EQ(loadStyleModel(dir / "m.safetensors").info["iterations"], iteration + 2);
+}
+
+TEST_F(TrainCli, EvalLossIsZeroForItsOwnTargets) {
+  const std::string common = " --vgg " + (dir / "vgg.safetensors").string() +
+                             " --content-layers relu2_2 --style-layers relu1_1,relu2_1 --tv-weight 0 --size 64";
+  const std::string photo = (dir / "photos/p0.jpg").string(), style = (dir / "style.png").string();
+  // The photo is its own content and style target: zero loss. Another image: both terms positive.
+  const auto r = runStylize("eval loss --content " + photo + " --style " + photo + " --image " + photo + " --image " +
+                                style + common,
+                            dir.path());
+  ASSERT_EQ(r.exitCode, 0) << r.output;
+  // CSV rows: image,content,style,tv,total.
+  const auto row = [&](const std::string& image) {
+    const auto at = r.output.find(image + ",");
+    std::vector<double> v;
+    std::stringstream in(r.output.substr(at + image.size() + 1, r.output.find('\n', at) - at - image.size() - 1));
+    for (std::string cell; std::getline(in, cell, ',');) v.push_back(std::stod(cell));
+    return v;
+  };
+  EXPECT_LT(row(photo)[0], 1e-6);
+  EXPECT_LT(row(photo)[1], 1e-6);
+  EXPECT_GT(row(style)[0], 1e-3);
+  EXPECT_GT(row(style)[1], 1e-3);
+  EXPECT_NEAR(row(style)[3], row(style)[0] + row(style)[1], 1e-4 * row(style)[3]);
 }
 
 }  // namespace
