@@ -71,6 +71,26 @@ def gram(f):
     return torch.bmm(f, f.transpose(1, 2)) / (h * w)
 
 
+def style_targets(vgg, style, style_layers, levels):
+    with torch.no_grad():
+        return [{k: gram(v) for k, v in vgg(F.avg_pool2d(style, 2 ** l) if l else style, style_layers).items()}
+                for l in range(levels)]
+
+
+def perceptual_loss(vgg, x, content_targets, targets, content_layers, style_layers):
+    """Content MSE + mean-normalised Gram style loss averaged over pyramid levels + TV, as Stylize defines it."""
+    feats = vgg(x, content_layers + style_layers)
+    loss = sum(F.mse_loss(feats[l], content_targets[l]) for l in content_layers)
+    style_loss = 0
+    for level, level_targets in enumerate(targets):
+        if level:
+            feats = vgg(F.avg_pool2d(x, 2 ** level), style_layers)
+        style_loss = style_loss + sum(F.mse_loss(gram(feats[l]), level_targets[l].expand(x.shape[0], -1, -1))
+                                      for l in style_layers)
+    tv = (x[..., 1:, :] - x[..., :-1, :]).pow(2).mean() + (x[..., :, 1:] - x[..., :, :-1]).pow(2).mean()
+    return loss + style_loss / len(targets) + tv
+
+
 def main():
     spec = json.loads(sys.argv[1])
     torch.set_num_threads(spec["threads"])
@@ -84,21 +104,12 @@ def main():
         style = torch.rand(1, 3, size, size, generator=gen)
         with torch.no_grad():
             content_targets = vgg(content, content_layers)
-            style_targets = [{k: gram(v) for k, v in vgg(F.avg_pool2d(style, 2 ** l) if l else style, style_layers).items()}
-                             for l in range(levels)]
+        targets = style_targets(vgg, style, style_layers, levels)
         x = content.clone().requires_grad_(True)
 
         def step():
             x.grad = None
-            feats = vgg(x, content_layers + style_layers)
-            loss = sum(F.mse_loss(feats[l], content_targets[l]) for l in content_layers)
-            style_loss = 0
-            for level in range(levels):
-                if level:
-                    feats = vgg(F.avg_pool2d(x, 2 ** level), style_layers)
-                style_loss = style_loss + sum(F.mse_loss(gram(feats[l]), style_targets[level][l]) for l in style_layers)
-            tv = (x[..., 1:, :] - x[..., :-1, :]).pow(2).mean() + (x[..., :, 1:] - x[..., :, :-1]).pow(2).mean()
-            (loss + style_loss / levels + tv).backward()
+            perceptual_loss(vgg, x, content_targets, targets, content_layers, style_layers).backward()
 
         for _ in range(2):
             step()

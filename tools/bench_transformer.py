@@ -94,26 +94,14 @@ def main():
         net = TransformerNet(case["width"], case["blocks"]).train()
         opt = torch.optim.Adam(net.parameters(), 1e-3)
         x = torch.rand(case["batch"], 3, case["size"], case["size"])
-        style = torch.rand(1, 3, case["size"], case["size"])
-        with torch.no_grad():
-            style_targets = [{k: losses.gram(v) for k, v in vgg(F.avg_pool2d(style, 2 ** l) if l else style,
-                                                                  style_layers).items()} for l in range(levels)]
+        targets = losses.style_targets(vgg, torch.rand(1, 3, case["size"], case["size"]), style_layers, levels)
 
         def step():  # a whole training step: network, content targets, VGG loss, backward, Adam
             opt.zero_grad()
             y = net(x)
             with torch.no_grad():
-                targets = vgg(x, content_layers)
-            feats = vgg(y, content_layers + style_layers)
-            loss = sum(F.mse_loss(feats[l], targets[l]) for l in content_layers)
-            style_loss = 0
-            for level in range(levels):
-                if level:
-                    feats = vgg(F.avg_pool2d(y, 2 ** level), style_layers)
-                style_loss = style_loss + sum(F.mse_loss(losses.gram(feats[l]), style_targets[level][l].expand(
-                    y.shape[0], -1, -1)) for l in style_layers)
-            tv = (y[..., 1:, :] - y[..., :-1, :]).pow(2).mean() + (y[..., :, 1:] - y[..., :, :-1]).pow(2).mean()
-            (loss + style_loss / levels + tv).backward()
+                content_targets = vgg(x, content_layers)
+            losses.perceptual_loss(vgg, y, content_targets, targets, content_layers, style_layers).backward()
             opt.step()
 
         results[case["name"]] = median_time(step, spec["repeats"])

@@ -31,9 +31,8 @@ int evalLoss(const cxxopts::ParseResult& args) {
   for (const auto& path : args["image"].as<std::vector<std::string>>()) {
     // Compared at the content's size: an output made at another size is resampled first.
     const torch::Tensor image = resizeImage(loadImage(path), content.size(1), content.size(2));
-    const LossTerms t = loss(image.unsqueeze(0).to(device), targets);
-    std::cout << fmt::format("{},{:.6g},{:.6g},{:.6g},{:.6g}\n", path, t.content.item<double>(), t.style.item<double>(),
-                             t.tv.item<double>(), t.total.item<double>());
+    const LossValues t = LossValues::of(loss(image.unsqueeze(0).to(device), targets));
+    std::cout << fmt::format("{},{:.6g},{:.6g},{:.6g},{:.6g}\n", path, t.content, t.style, t.tv, t.total);
   }
   return 0;
 }

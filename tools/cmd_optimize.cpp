@@ -67,6 +67,10 @@ std::string describeLossConfig(const LossConfig& c) {
          (c.normalization == LossNormalization::kGatys ? ", gatys normalisation" : "");
 }
 
+std::string describeLoss(const LossValues& l) {
+  return fmt::format("loss {:.4g} (content {:.3g} style {:.3g} tv {:.3g})", l.total, l.content, l.style, l.tv);
+}
+
 StyleImages loadStyleImages(const std::vector<std::string>& specs, int64_t longSide) {
   StyleImages styles;
   for (const auto& spec : specs) {
@@ -144,7 +148,7 @@ int runOptimize(int argc, char** argv) {
   const torch::Tensor result = optimizeImage(loss, content, styles.images.front(), opt, [&](const GatysProgress& p) {
     const int64_t done = static_cast<int64_t>(p.scale) * p.iterations + p.iteration;
     bar.update(done,
-               fmt::format("loss {:.4g} (content {:.3g} style {:.3g} tv {:.3g})", p.total, p.content, p.style, p.tv));
+               describeLoss(p.loss));
     if (saveEvery > 0 && p.scale + 1 == p.scales && p.iteration % saveEvery == 0 && p.iteration < p.iterations)
       saveImage(intermediatePath(output, p.iteration), p.image->detach().squeeze(0).to(torch::kCPU));
   });

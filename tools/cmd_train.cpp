@@ -191,7 +191,7 @@ int runTrain(int argc, char** argv) {
   const auto start = std::chrono::steady_clock::now();
   ProgressBar bar(opt.iterations, "it");
   bar.update(trainer.iteration());
-  double sums[4] = {0, 0, 0, 0};
+  LossValues sum;  // since the last log row
   int64_t count = 0;
 
   std::signal(SIGINT, onSignal);
@@ -199,17 +199,18 @@ int runTrain(int argc, char** argv) {
   const bool finished = trainer.run(
       photos,
       [&](const TrainProgress& p) {
-        sums[0] += p.content, sums[1] += p.style, sums[2] += p.tv, sums[3] += p.total, ++count;
-        bar.update(p.iteration,
-                   fmt::format("loss {:.4g} (content {:.3g} style {:.3g} tv {:.3g}){}", p.total, p.content, p.style,
-                               p.tv, p.skippedPhotos ? fmt::format(" skipped {}", p.skippedPhotos) : ""));
+        sum += p.loss;
+        ++count;
+        bar.update(p.iteration, describeLoss(p.loss) +
+                                    (p.skippedPhotos ? fmt::format(" skipped {}", p.skippedPhotos) : ""));
         if (p.iteration % logEvery == 0 || p.iteration == p.iterations) {
           const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
-          csv << fmt::format("{},{:.6g},{:.6g},{:.6g},{:.6g},{:.6g},{:.1f}\n", p.iteration, sums[0] / count,
-                             sums[1] / count, sums[2] / count, sums[3] / count, p.learningRate, seconds)
+          const LossValues mean = sum / static_cast<double>(count);
+          csv << fmt::format("{},{:.6g},{:.6g},{:.6g},{:.6g},{:.6g},{:.1f}\n", p.iteration, mean.content, mean.style,
+                             mean.tv, mean.total, p.learningRate, seconds)
               << std::flush;
-          curve.emplace_back(p.iteration, sums[3] / count);
-          sums[0] = sums[1] = sums[2] = sums[3] = 0;
+          curve.emplace_back(p.iteration, mean.total);
+          sum = {};
           count = 0;
           if (!validation.empty())
             saveImage(sibling(output, ".validation.png"), validationGrid(trainer.net(), validation, device));

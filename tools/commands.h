@@ -20,6 +20,8 @@ int runEval(int argc, char** argv);
 void addLossOptions(cxxopts::Options& options);
 LossConfig lossConfigFromArgs(const cxxopts::ParseResult& args, const Vgg19& vgg);
 std::string describeLossConfig(const LossConfig& config);
+// "loss 4.76 (content 3.13 style 1.59 tv 0.0332)" for progress bars.
+std::string describeLoss(const LossValues& loss);
 
 struct StyleImages {
   std::vector<torch::Tensor> images;

@@ -89,10 +89,7 @@ torch::Tensor optimizeImage(PerceptualLoss& loss, const torch::Tensor& content, 
         p.iterations = options.iterations;
         p.scale = scale;
         p.scales = options.scales;
-        p.content = last.content.item<double>();
-        p.style = last.style.item<double>();
-        p.tv = last.tv.item<double>();
-        p.total = last.total.item<double>();
+        p.loss = LossValues::of(last);
         p.image = &image;
         onIteration(p);
       }

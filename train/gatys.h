@@ -26,7 +26,7 @@ struct GatysOptions {
 struct GatysProgress {
   int iteration = 0, iterations = 0;  // within the current scale
   int scale = 0, scales = 1;
-  double content = 0, style = 0, tv = 0, total = 0;
+  LossValues loss;
   const torch::Tensor* image = nullptr;  // current output [1, 3, H, W]
 };
 

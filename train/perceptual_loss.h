@@ -34,6 +34,17 @@ struct LossTerms {
   torch::Tensor content, style, tv, total;  // weighted, scalar
 };
 
+// The same terms read back to the host, for progress reports and logs.
+struct LossValues {
+  double content = 0, style = 0, tv = 0, total = 0;
+  static LossValues of(const LossTerms& terms);
+  LossValues& operator+=(const LossValues& o) {
+    content += o.content, style += o.style, tv += o.tv, total += o.total;
+    return *this;
+  }
+  LossValues operator/(double n) const { return {content / n, style / n, tv / n, total / n}; }
+};
+
 using Features = std::map<std::string, torch::Tensor>;
 
 class PerceptualLoss {

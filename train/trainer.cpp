@@ -64,10 +64,7 @@ bool Trainer::run(const ImageFolder& photos, const std::function<void(const Trai
       TrainProgress p;
       p.iteration = iteration_;
       p.iterations = options_.iterations;
-      p.content = terms.content.item<double>();
-      p.style = terms.style.item<double>();
-      p.tv = terms.tv.item<double>();
-      p.total = terms.total.item<double>();
+      p.loss = LossValues::of(terms);
       p.learningRate = lr;
       p.skippedPhotos = loader.skipped();
       onIteration(p);

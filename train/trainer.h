@@ -26,7 +26,7 @@ struct TrainOptions {
 
 struct TrainProgress {
   int64_t iteration = 0, iterations = 0;
-  double content = 0, style = 0, tv = 0, total = 0;
+  LossValues loss;
   double learningRate = 0;
   int64_t skippedPhotos = 0;
 };

@@ -44,7 +44,7 @@ TEST_P(GatysTest, OptimizationLowersTheLossOnARealImage) {
   options.iterations = 20;
   std::vector<double> totals;
   const torch::Tensor out = optimizeImage(loss, content, stylePainting(), options,
-                                          [&](const GatysProgress& p) { totals.push_back(p.total); });
+                                          [&](const GatysProgress& p) { totals.push_back(p.loss.total); });
   ASSERT_GE(totals.size(), 2u);
   EXPECT_LT(totals.back(), 0.7 * totals.front());
   EXPECT_EQ(out.sizes(), content.sizes());

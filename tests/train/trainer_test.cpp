@@ -56,7 +56,7 @@ TEST(Trainer, ATinyRunLowersTheLoss) {
   std::vector<double> losses;
   std::atomic<bool> stop{false};
   EXPECT_TRUE(trainer.run(
-      *s.photos, [&](const TrainProgress& p) { losses.push_back(p.total); }, stop));
+      *s.photos, [&](const TrainProgress& p) { losses.push_back(p.loss.total); }, stop));
   ASSERT_EQ(losses.size(), 40u);
   const double first = (losses[0] + losses[1] + losses[2]) / 3, last = (losses[37] + losses[38] + losses[39]) / 3;
   EXPECT_LT(last, 0.5 * first) << first << " → " << last;
@@ -68,7 +68,7 @@ TEST(Trainer, ResumeEqualsAnUninterruptedRun) {
   std::vector<double> straight;
   Trainer a(*s.loss, s.options(10));
   a.run(
-      *s.photos, [&](const TrainProgress& p) { straight.push_back(p.total); }, stop);
+      *s.photos, [&](const TrainProgress& p) { straight.push_back(p.loss.total); }, stop);
 
   Trainer b(*s.loss, s.options(10));
   b.run(
@@ -83,7 +83,7 @@ TEST(Trainer, ResumeEqualsAnUninterruptedRun) {
   c.resume(s.dir / "ckpt.safetensors");
   EXPECT_EQ(c.iteration(), 5);
   EXPECT_TRUE(c.run(
-      *s.photos, [&](const TrainProgress& p) { resumed.push_back(p.total); }, stop));
+      *s.photos, [&](const TrainProgress& p) { resumed.push_back(p.loss.total); }, stop));
   ASSERT_EQ(resumed.size(), 5u);
   for (size_t i = 0; i < 5; ++i) EXPECT_NEAR(resumed[i], straight[5 + i], 1e-5 * std::abs(straight[5 + i])) << i;
   const auto pa = a.net()->named_parameters(), pc = c.net()->named_parameters();
