@@ -117,6 +117,7 @@ cxxopts::ParseResult parse(cxxopts::Options& options, int argc, char** argv) {
   // clang-format off
   options.add_options("Help")
       ("h,help", "show this help");
+  options.set_width(110);
   // clang-format on
   try {
     auto result = options.parse(argc, argv);
