@@ -19,6 +19,8 @@ namespace fs = std::filesystem;
 namespace stylize::cli {
 namespace {
 
+constexpr double kTrainingStyleWeight = 3.0;
+
 std::atomic<bool> gStop{false};
 extern "C" void onSignal(int) {
   gStop = true;
@@ -135,7 +137,11 @@ int runTrain(int argc, char** argv) {
   const std::string stylePath = args["style"].as<std::string>();
   const StyleImages style = loadStyleImages({stylePath}, args["style-size"].as<int64_t>());
   const Vgg19 vgg = loadLossNetwork(args, device);
-  PerceptualLoss loss(vgg, lossConfigFromArgs(args, vgg));
+  LossConfig lossConfig = lossConfigFromArgs(args, vgg);
+  // A feed-forward network starts from noise, not from the content as the optimizer does: with the
+  // optimizer's style weight (10) the style term swamps the content in training. 3 kept photos recognisable.
+  if (!args.count("style-weight")) lossConfig.styleWeight = kTrainingStyleWeight;
+  PerceptualLoss loss(vgg, lossConfig);
   loss.setStyle(style.images, style.blend);
 
   TrainOptions opt;
