@@ -161,14 +161,31 @@ TEST_F(TrainCli, InterruptWritesACheckpointAndResumeFinishes) {
   EXPECT_EQ(loadStyleModel(dir / "m.safetensors").info["iterations"], iteration + 2);
 }
 
+TEST_F(TrainCli, OptimizeOptionsCombine) {
+  // Coarse-to-fine, style init, a two-style blend, Adam and colour preservation in one run.
+  const std::string photo = (dir / "photos/p1.jpg").string(), style = (dir / "style.png").string();
+  for (const std::string extra : {"--scales 2 --init style --optimizer adam --preserve-colors",
+                                  "--init noise --normalization gatys --pooling avg"}) {
+    const auto out = dir / "blend.png";
+    const auto r =
+        runStylize("optimize --content " + photo + " --style " + style + ":0.5 --style " + photo + ":0.5 -o " +
+                       out.string() + " --size 48 --iterations 4 --vgg " + (dir / "vgg.safetensors").string() +
+                       " --content-layers relu2_2 --style-layers relu1_1,relu2_1 " + extra,
+                   dir.path());
+    ASSERT_EQ(r.exitCode, 0) << extra << "\n" << r.output;
+    EXPECT_EQ(loadImage(out).sizes(), torch::IntArrayRef({3, 37, 48})) << extra;  // 40x52 scaled to long side 48
+    std::filesystem::remove(out);
+  }
+}
+
 TEST_F(TrainCli, EvalLossIsZeroForItsOwnTargets) {
   const std::string common = " --vgg " + (dir / "vgg.safetensors").string() +
                              " --content-layers relu2_2 --style-layers relu1_1,relu2_1 --tv-weight 0 --size 64";
   const std::string photo = (dir / "photos/p0.jpg").string(), style = (dir / "style.png").string();
   // The photo is its own content and style target: zero loss. Another image: both terms positive.
-  const auto r = runStylize("eval loss --content " + photo + " --style " + photo + " --image " + photo + " --image " +
-                                style + common,
-                            dir.path());
+  const auto r = runStylize(
+      "eval loss --content " + photo + " --style " + photo + " --image " + photo + " --image " + style + common,
+      dir.path());
   ASSERT_EQ(r.exitCode, 0) << r.output;
   // CSV rows: image,content,style,tv,total.
   const auto row = [&](const std::string& image) {
