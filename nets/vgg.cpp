@@ -180,8 +180,8 @@ void Vgg19::normalize(const ChannelMeans& means) {
     // One factor per layer, not per channel: a channel that rarely fires on photos would otherwise get a
     // huge gain, and unnatural images (a network's first outputs, noise) would then produce Gram
     // matrices that dwarf everything else.
-    const torch::Tensor m = it->second.to(weights_[i].device(), torch::kFloat32).mean().clamp_min(1e-12).expand(
-        {weights_[i].size(0)});
+    const torch::Tensor m =
+        it->second.to(weights_[i].device(), torch::kFloat32).mean().clamp_min(1e-12).expand({weights_[i].size(0)});
     weights_[i] = (weights_[i] * previous.view({1, -1, 1, 1}) / m.view({-1, 1, 1, 1}))
                       .contiguous(torch::MemoryFormat::ChannelsLast);
     biases_[i] = biases_[i] / m;

@@ -147,8 +147,7 @@ int runOptimize(int argc, char** argv) {
   ProgressBar bar(static_cast<int64_t>(opt.iterations) * opt.scales, "it");
   const torch::Tensor result = optimizeImage(loss, content, styles.images.front(), opt, [&](const GatysProgress& p) {
     const int64_t done = static_cast<int64_t>(p.scale) * p.iterations + p.iteration;
-    bar.update(done,
-               describeLoss(p.loss));
+    bar.update(done, describeLoss(p.loss));
     if (saveEvery > 0 && p.scale + 1 == p.scales && p.iteration % saveEvery == 0 && p.iteration < p.iterations)
       saveImage(intermediatePath(output, p.iteration), p.image->detach().squeeze(0).to(torch::kCPU));
   });

@@ -207,8 +207,8 @@ int runTrain(int argc, char** argv) {
       [&](const TrainProgress& p) {
         sum += p.loss;
         ++count;
-        bar.update(p.iteration, describeLoss(p.loss) +
-                                    (p.skippedPhotos ? fmt::format(" skipped {}", p.skippedPhotos) : ""));
+        bar.update(p.iteration,
+                   describeLoss(p.loss) + (p.skippedPhotos ? fmt::format(" skipped {}", p.skippedPhotos) : ""));
         if (p.iteration % logEvery == 0 || p.iteration == p.iterations) {
           const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
           const LossValues mean = sum / static_cast<double>(count);

@@ -24,7 +24,8 @@ torch::Tensor downscale(const torch::Tensor& image, int level) {
 }  // namespace
 
 LossValues LossValues::of(const LossTerms& terms) {
-  return {terms.content.item<double>(), terms.style.item<double>(), terms.tv.item<double>(), terms.total.item<double>()};
+  return {terms.content.item<double>(), terms.style.item<double>(), terms.tv.item<double>(),
+          terms.total.item<double>()};
 }
 
 LossConfig defaultLossConfig(const Vgg19& vgg) {
