@@ -18,7 +18,7 @@ commands:
   train      train a feed-forward style model on a folder of photos (Johnson et al.)
   image      stylize photos with a trained model, one forward pass each
   eval       measure finished outputs (eval loss: perceptual loss of images)
-  bench      measure speed against PyTorch on this machine (bench optimize)
+  bench      measure speed against PyTorch on this machine (bench optimize, bench transformer)
 
 examples:
   stylize optimize --content photo.jpg --style starry_night.jpg -o out.png
