@@ -28,15 +28,29 @@ uint64_t mix(uint64_t a, uint64_t b) {  // splitmix64 of a combined key: indepen
   return z ^ (z >> 31);
 }
 
-// The photo at position `sample` of the endless, epoch-wise shuffled sequence.
-size_t photoAt(size_t count, uint64_t seed, int64_t sample) {
-  const int64_t epoch = sample / static_cast<int64_t>(count);
-  std::vector<size_t> order(count);
-  for (size_t i = 0; i < count; ++i) order[i] = i;
-  std::mt19937_64 rng(mix(seed, static_cast<uint64_t>(epoch)));
-  std::shuffle(order.begin(), order.end(), rng);
-  return order[sample % static_cast<int64_t>(count)];
-}
+// The endless, epoch-wise shuffled sequence of photo indices. Keeps the last epoch's permutation, so a
+// batch shuffles once rather than once per photo.
+class ShuffledOrder {
+ public:
+  ShuffledOrder(size_t count, uint64_t seed) : count_(count), seed_(seed) {}
+  size_t at(int64_t sample) {
+    const int64_t epoch = sample / static_cast<int64_t>(count_);
+    if (epoch != epoch_) {
+      order_.resize(count_);
+      for (size_t i = 0; i < count_; ++i) order_[i] = i;
+      std::mt19937_64 rng(mix(seed_, static_cast<uint64_t>(epoch)));
+      std::shuffle(order_.begin(), order_.end(), rng);
+      epoch_ = epoch;
+    }
+    return order_[sample % static_cast<int64_t>(count_)];
+  }
+
+ private:
+  size_t count_;
+  uint64_t seed_;
+  int64_t epoch_ = -1;
+  std::vector<size_t> order_;
+};
 
 torch::Tensor randomResizedCrop(const torch::Tensor& image, int64_t size, uint64_t key) {
   std::mt19937_64 rng(key);
@@ -90,12 +104,13 @@ torch::Tensor BatchLoader::makeBatch(const std::vector<fs::path>& files, const B
   static std::mutex warnMutex;
   std::vector<torch::Tensor> items;
   const int64_t first = index * options.batchSize;
+  ShuffledOrder order(files.size(), options.seed);
   // A photo that fails is replaced by the next in the shuffle; give up only when none of a whole
   // epoch's worth can be read.
   for (int64_t i = 0, shift = 0; i < options.batchSize; ++i) {
     for (;;) {
       const int64_t sample = first + i + shift * static_cast<int64_t>(options.batchSize);
-      const fs::path& file = files[photoAt(files.size(), options.seed, sample)];
+      const fs::path& file = files[order.at(sample)];
       try {
         items.push_back(randomResizedCrop(loadImage(file), options.imageSize, mix(options.seed ^ 0xC0FFEE, sample)));
         break;
