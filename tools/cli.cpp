@@ -2,6 +2,7 @@
 
 #include <unistd.h>
 
+#include <csignal>
 #include <cstdio>
 #include <cstdlib>
 #include <iostream>
@@ -142,10 +143,10 @@ std::string formatDuration(double seconds) {
   return buf;
 }
 
-ProgressBar::ProgressBar(int64_t total, std::string unit)
+ProgressBar::ProgressBar(int64_t total, std::string unit, std::chrono::steady_clock::time_point start)
     : total_(std::max<int64_t>(1, total)),
       unit_(std::move(unit)),
-      start_(std::chrono::steady_clock::now()),
+      start_(start),
       lastDraw_(start_ - std::chrono::hours(1)),
       tty_(::isatty(STDERR_FILENO) != 0) {}
 
@@ -178,5 +179,27 @@ void ProgressBar::draw(int64_t done, const std::string& status, bool final) {
     std::fprintf(stderr, "%s\n", line.c_str());
   std::fflush(stderr);
 }
+
+namespace {
+std::atomic<bool> gStopRequested{false};
+extern "C" void onStopSignal(int) {
+  gStopRequested = true;
+  std::signal(SIGINT, SIG_DFL);
+  std::signal(SIGTERM, SIG_DFL);
+}
+}  // namespace
+
+StopSignal::StopSignal() {
+  gStopRequested = false;
+  std::signal(SIGINT, onStopSignal);
+  std::signal(SIGTERM, onStopSignal);
+}
+
+StopSignal::~StopSignal() {
+  std::signal(SIGINT, SIG_DFL);
+  std::signal(SIGTERM, SIG_DFL);
+}
+
+const std::atomic<bool>& StopSignal::flag() const { return gStopRequested; }
 
 }  // namespace stylize::cli

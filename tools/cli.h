@@ -4,6 +4,7 @@
 
 #include <torch/types.h>
 
+#include <atomic>
 #include <chrono>
 #include <cxxopts.hpp>
 #include <filesystem>
@@ -42,7 +43,8 @@ cxxopts::ParseResult parse(cxxopts::Options& options, int argc, char** argv);
 // A single-line progress bar on stderr: count, rate, ETA and a caller-supplied status.
 class ProgressBar {
  public:
-  ProgressBar(int64_t total, std::string unit);
+  ProgressBar(int64_t total, std::string unit,
+              std::chrono::steady_clock::time_point start = std::chrono::steady_clock::now());
   void update(int64_t done, const std::string& status = "");
   void finish(const std::string& status = "");
 
@@ -55,5 +57,17 @@ class ProgressBar {
 };
 
 std::string formatDuration(double seconds);
+
+// While alive, Ctrl-C and SIGTERM set flag() instead of killing the process, so long jobs can write
+// what they have (a checkpoint, a shorter video); a second signal ends at once.
+class StopSignal {
+ public:
+  StopSignal();
+  ~StopSignal();
+  StopSignal(const StopSignal&) = delete;
+  StopSignal& operator=(const StopSignal&) = delete;
+  const std::atomic<bool>& flag() const;
+  bool requested() const { return flag().load(); }
+};
 
 }  // namespace stylize::cli

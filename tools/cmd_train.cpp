@@ -1,7 +1,7 @@
 // stylize train: a feed-forward style model from one painting and a folder of photos.
 #include <torch/torch.h>
 
-#include <csignal>
+#include <optional>
 #include <fstream>
 #include <iostream>
 #include <opencv2/imgproc.hpp>
@@ -20,13 +20,6 @@ namespace stylize::cli {
 namespace {
 
 constexpr double kTrainingStyleWeight = 3.0;
-
-std::atomic<bool> gStop{false};
-extern "C" void onSignal(int) {
-  gStop = true;
-  std::signal(SIGINT, SIG_DFL);  // a second Ctrl-C ends at once
-  std::signal(SIGTERM, SIG_DFL);
-}
 
 fs::path sibling(const fs::path& output, const std::string& suffix) {
   return output.parent_path() / (output.stem().string() + suffix);
@@ -200,8 +193,7 @@ int runTrain(int argc, char** argv) {
   LossValues sum;  // since the last log row
   int64_t count = 0;
 
-  std::signal(SIGINT, onSignal);
-  std::signal(SIGTERM, onSignal);
+  std::optional<StopSignal> stop(std::in_place);
   const bool finished = trainer.run(
       photos,
       [&](const TrainProgress& p) {
@@ -223,9 +215,8 @@ int runTrain(int argc, char** argv) {
           if (curve.size() >= 2) saveImage(sibling(output, ".loss.png"), lossCurve(curve));
         }
       },
-      gStop);
-  std::signal(SIGINT, SIG_DFL);
-  std::signal(SIGTERM, SIG_DFL);
+      stop->flag());
+  stop.reset();
   if (!finished) {
     std::cerr << "\nstylize: interrupted at iteration " << trainer.iteration() << "; checkpoint " << checkpoint.string()
               << "\nstylize: continue with the same command plus --resume " << checkpoint.string() << "\n";

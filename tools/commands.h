@@ -15,6 +15,7 @@ int runBench(int argc, char** argv);
 int runTrain(int argc, char** argv);
 int runImage(int argc, char** argv);
 int runEval(int argc, char** argv);
+int runVideo(int argc, char** argv);
 
 // Loss flags shared by optimize and train: weights, layer lists, pyramid, normalisation.
 void addLossOptions(cxxopts::Options& options);

@@ -17,6 +17,7 @@ commands:
   optimize   stylize one image by optimisation (Gatys et al.): slow, the quality reference
   train      train a feed-forward style model on a folder of photos (Johnson et al.)
   image      stylize photos with a trained model, one forward pass each
+  video      stylize a video file, audio and timing kept (FFmpeg in-process)
   eval       measure finished outputs (eval loss: perceptual loss of images)
   bench      measure speed against PyTorch on this machine (bench optimize, bench transformer)
 
@@ -24,6 +25,7 @@ examples:
   stylize optimize --content photo.jpg --style starry_night.jpg -o out.png
   stylize train --style starry_night.jpg --dataset photos/ -o starry.safetensors
   stylize image --model starry.safetensors photo.jpg -o out.jpg
+  stylize video input.mp4 --model starry.safetensors -o output.mp4
   stylize eval loss --content photo.jpg --style starry_night.jpg --image out.jpg
   stylize bench optimize
 )";
@@ -43,6 +45,9 @@ int main(int argc, char** argv) {
     if (command == "optimize") return stylize::cli::runOptimize(argc - 1, argv + 1);
     if (command == "train") return stylize::cli::runTrain(argc - 1, argv + 1);
     if (command == "image") return stylize::cli::runImage(argc - 1, argv + 1);
+#ifdef STYLIZE_HAVE_VIDEO
+    if (command == "video") return stylize::cli::runVideo(argc - 1, argv + 1);
+#endif
     if (command == "eval") return stylize::cli::runEval(argc - 1, argv + 1);
     if (command == "bench") return stylize::cli::runBench(argc - 1, argv + 1);
     if (command == "--version") {

@@ -1,0 +1,103 @@
+#include "infer/ffmpeg.h"
+
+#include <cmath>
+#include <cstring>
+
+#include "data/error.h"
+
+namespace stylize::av {
+
+FramePtr allocFrame() {
+  FramePtr frame(av_frame_alloc());
+  if (!frame) throw Error("out of memory allocating a video frame");
+  return frame;
+}
+
+PacketPtr allocPacket() {
+  PacketPtr packet(av_packet_alloc());
+  if (!packet) throw Error("out of memory allocating a packet");
+  return packet;
+}
+
+FramePtr allocFrame(AVPixelFormat format, int width, int height) {
+  FramePtr frame = allocFrame();
+  frame->format = format;
+  frame->width = width;
+  frame->height = height;
+  check(av_frame_get_buffer(frame.get(), 0), "allocating a " + std::to_string(width) + "x" + std::to_string(height) +
+                                                 " frame");
+  return frame;
+}
+
+std::string errorString(int code) {
+  char buf[AV_ERROR_MAX_STRING_SIZE] = {};
+  av_strerror(code, buf, sizeof buf);
+  return buf;
+}
+
+int check(int code, const std::string& what) {
+  if (code < 0) throw Error(what + ": " + errorString(code));
+  return code;
+}
+
+void quietLogs() { av_log_set_level(AV_LOG_FATAL); }
+
+#if LIBAVCODEC_VERSION_INT >= AV_VERSION_INT(60, 31, 100)
+static const uint8_t* displayMatrix(const AVStream* stream, size_t* size) {
+  const AVPacketSideData* sd = av_packet_side_data_get(
+      stream->codecpar->coded_side_data, stream->codecpar->nb_coded_side_data, AV_PKT_DATA_DISPLAYMATRIX);
+  if (!sd) return nullptr;
+  *size = sd->size;
+  return sd->data;
+}
+void copyDisplayMatrix(const AVStream* from, AVStream* to) {
+  size_t size = 0;
+  const uint8_t* matrix = displayMatrix(from, &size);
+  if (!matrix) return;
+  AVPacketSideData* sd = av_packet_side_data_new(&to->codecpar->coded_side_data, &to->codecpar->nb_coded_side_data,
+                                                 AV_PKT_DATA_DISPLAYMATRIX, size, 0);
+  if (!sd) throw Error("out of memory copying the rotation");
+  std::memcpy(sd->data, matrix, size);
+}
+#else
+static const uint8_t* displayMatrix(const AVStream* stream, size_t* size) {
+  return av_stream_get_side_data(stream, AV_PKT_DATA_DISPLAYMATRIX, size);
+}
+void copyDisplayMatrix(const AVStream* from, AVStream* to) {
+  size_t size = 0;
+  const uint8_t* matrix = displayMatrix(from, &size);
+  if (!matrix) return;
+  uint8_t* copy = av_stream_new_side_data(to, AV_PKT_DATA_DISPLAYMATRIX, size);
+  if (!copy) throw Error("out of memory copying the rotation");
+  std::memcpy(copy, matrix, size);
+}
+#endif
+
+double streamRotation(const AVStream* stream) {
+  size_t size = 0;
+  const uint8_t* matrix = displayMatrix(stream, &size);
+  if (!matrix || size < 9 * sizeof(int32_t)) return 0;
+  const double degrees = av_display_rotation_get(reinterpret_cast<const int32_t*>(matrix));
+  return std::isnan(degrees) ? 0 : degrees;
+}
+
+int swsColorspace(AVColorSpace space, int height) {
+  switch (space) {
+    case AVCOL_SPC_BT709:
+      return SWS_CS_ITU709;
+    case AVCOL_SPC_BT470BG:
+    case AVCOL_SPC_SMPTE170M:
+      return SWS_CS_ITU601;
+    case AVCOL_SPC_SMPTE240M:
+      return SWS_CS_SMPTE240M;
+    case AVCOL_SPC_FCC:
+      return SWS_CS_FCC;
+    case AVCOL_SPC_BT2020_NCL:
+    case AVCOL_SPC_BT2020_CL:
+      return SWS_CS_BT2020;
+    default:
+      return height >= 720 ? SWS_CS_ITU709 : SWS_CS_ITU601;
+  }
+}
+
+}  // namespace stylize::av

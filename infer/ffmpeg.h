@@ -1,0 +1,72 @@
+// Ownership of libav* objects: every allocation lives in a std::unique_ptr with its free function, so
+// no error path leaks (the pattern of FFmpeg's doc/examples/transcode.c, without its goto cleanup).
+#pragma once
+
+extern "C" {
+#include <libavcodec/avcodec.h>
+#include <libavformat/avformat.h>
+#include <libavutil/avutil.h>
+#include <libavutil/display.h>
+#include <libavutil/imgutils.h>
+#include <libavutil/time.h>
+#include <libswscale/swscale.h>
+}
+
+#include <memory>
+#include <string>
+
+namespace stylize::av {
+
+struct InputFormatDeleter {
+  void operator()(AVFormatContext* c) const { avformat_close_input(&c); }
+};
+struct OutputFormatDeleter {
+  void operator()(AVFormatContext* c) const {
+    if (c && c->pb && !(c->oformat->flags & AVFMT_NOFILE)) avio_closep(&c->pb);
+    avformat_free_context(c);
+  }
+};
+struct CodecContextDeleter {
+  void operator()(AVCodecContext* c) const { avcodec_free_context(&c); }
+};
+struct FrameDeleter {
+  void operator()(AVFrame* f) const { av_frame_free(&f); }
+};
+struct PacketDeleter {
+  void operator()(AVPacket* p) const { av_packet_free(&p); }
+};
+struct SwsDeleter {
+  void operator()(SwsContext* s) const { sws_freeContext(s); }
+};
+
+using InputFormatPtr = std::unique_ptr<AVFormatContext, InputFormatDeleter>;
+using OutputFormatPtr = std::unique_ptr<AVFormatContext, OutputFormatDeleter>;
+using CodecContextPtr = std::unique_ptr<AVCodecContext, CodecContextDeleter>;
+using FramePtr = std::unique_ptr<AVFrame, FrameDeleter>;
+using PacketPtr = std::unique_ptr<AVPacket, PacketDeleter>;
+using SwsPtr = std::unique_ptr<SwsContext, SwsDeleter>;
+
+// Allocation that throws instead of returning null.
+FramePtr allocFrame();
+PacketPtr allocPacket();
+// A frame that owns a buffer of `format` at width×height.
+FramePtr allocFrame(AVPixelFormat format, int width, int height);
+
+// av_strerror as a string.
+std::string errorString(int code);
+// Throws Error("<what>: <libav message>") when code < 0; returns code otherwise.
+int check(int code, const std::string& what);
+
+// libav's log goes through our warnings only at AV_LOG_ERROR and above: its per-packet chatter would
+// break the progress bar.
+void quietLogs();
+
+// The display matrix rotation of a stream in degrees counter-clockwise (0 when absent), and setting it
+// on an output stream; the API moved between FFmpeg 5 and 6.1.
+double streamRotation(const AVStream* stream);
+void copyDisplayMatrix(const AVStream* from, AVStream* to);
+
+// The YUV matrix swscale should use for a frame: its tag, else BT.709 for HD and BT.601 below, as players do.
+int swsColorspace(AVColorSpace space, int height);
+
+}  // namespace stylize::av

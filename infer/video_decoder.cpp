@@ -1,0 +1,207 @@
+#include "infer/video_decoder.h"
+
+extern "C" {
+#include <libavdevice/avdevice.h>
+}
+
+#include <algorithm>
+#include <cmath>
+#include <mutex>
+
+#include "data/error.h"
+
+namespace stylize {
+
+namespace {
+
+int64_t toMicroseconds(int64_t ts, AVRational timeBase) { return av_rescale_q(ts, timeBase, AV_TIME_BASE_Q); }
+
+}  // namespace
+
+VideoDecoder::VideoDecoder(const std::string& url, const ReadOptions& options) : url_(url), options_(options) {
+  static std::once_flag devices;
+  std::call_once(devices, [] { avdevice_register_all(); });
+  if (options.start < 0) throw Error("--start must not be negative");
+  if (options.duration < 0) throw Error("--duration must not be negative");
+
+  const AVInputFormat* demuxer = nullptr;
+  if (!options.format.empty()) {
+    demuxer = av_find_input_format(options.format.c_str());
+    if (!demuxer) throw Error(url + ": this FFmpeg has no '" + options.format + "' input");
+  }
+  AVDictionary* dict = nullptr;
+  for (const auto& [key, value] : options.demuxerOptions) av_dict_set(&dict, key.c_str(), value.c_str(), 0);
+  AVFormatContext* raw = nullptr;
+  const int opened = avformat_open_input(&raw, url.c_str(), demuxer, &dict);
+  av_dict_free(&dict);  // what is left are options the demuxer did not know
+  if (opened < 0) {
+    const std::string why = opened == AVERROR_INVALIDDATA ? "not a video FFmpeg can read (empty, truncated or another "
+                                                            "format)"
+                                                          : av::errorString(opened);
+    throw Error(url + ": cannot open: " + why);
+  }
+  format_.reset(raw);
+  if (const int r = avformat_find_stream_info(format_.get(), nullptr); r < 0)
+    throw Error(url + ": cannot read the stream layout: " + av::errorString(r));
+
+  const AVCodec* decoder = nullptr;
+  stream_ = av_find_best_stream(format_.get(), AVMEDIA_TYPE_VIDEO, -1, -1, &decoder, 0);
+  if (stream_ == AVERROR_STREAM_NOT_FOUND) throw Error(url + ": has no video stream");
+  if (stream_ < 0 || !decoder) throw Error(url + ": no decoder for its video stream in this FFmpeg");
+  AVStream* stream = format_->streams[stream_];
+
+  codec_.reset(avcodec_alloc_context3(decoder));
+  if (!codec_) throw Error("out of memory opening " + url);
+  av::check(avcodec_parameters_to_context(codec_.get(), stream->codecpar), url);
+  codec_->pkt_timebase = stream->time_base;
+  if (options.lowDelay) {
+    codec_->flags |= AV_CODEC_FLAG_LOW_DELAY;
+    codec_->thread_type = FF_THREAD_SLICE;  // frame threads buffer one frame per thread
+  }
+  codec_->thread_count = 0;  // FFmpeg picks by core count; decode is a small share next to inference
+  if (const int r = avcodec_open2(codec_.get(), decoder, nullptr); r < 0)
+    throw Error(url + ": cannot open the " + decoder->name + " decoder: " + av::errorString(r));
+  if (codec_->width <= 0 || codec_->height <= 0) throw Error(url + ": the video stream has no frame size");
+
+  info_.width = codec_->width;
+  info_.height = codec_->height;
+  info_.timeBase = stream->time_base;
+  info_.frameRate = av_guess_frame_rate(format_.get(), stream, nullptr);
+  info_.sampleAspect = av_guess_sample_aspect_ratio(format_.get(), stream, nullptr);
+  info_.rotation = av::streamRotation(stream);
+  info_.codec = decoder->name;
+
+  const int64_t containerStart = format_->start_time == AV_NOPTS_VALUE ? 0 : format_->start_time;
+  startUs_ = options.start > 0 ? containerStart + static_cast<int64_t>(std::llround(options.start * 1e6)) : 0;
+  double total = format_->duration > 0 ? format_->duration / 1e6
+                 : stream->duration > 0 ? stream->duration * av_q2d(stream->time_base)
+                                        : 0;
+  if (total > 0) total = std::max(0.0, total - options.start);
+  if (options.duration > 0) total = total > 0 ? std::min(total, options.duration) : options.duration;
+  info_.duration = total;
+  const double fps = info_.frameRate.num > 0 ? av_q2d(info_.frameRate) : 0;
+  info_.frames = options.start == 0 && options.duration == 0 && stream->nb_frames > 0
+                     ? stream->nb_frames
+                     : static_cast<int64_t>(std::llround(total * fps));
+
+  if (startUs_ > 0) {
+    const int r = avformat_seek_file(format_.get(), -1, INT64_MIN, startUs_, startUs_, 0);
+    if (r < 0) throw Error(url + ": cannot seek to --start " + std::to_string(options.start) + " s");
+  }
+  decoded_ = av::allocFrame();
+  packet_ = av::allocPacket();
+}
+
+bool VideoDecoder::keepPacket(AVPacket& packet) {
+  const AVRational tb = format_->streams[packet.stream_index]->time_base;
+  const int64_t ts = packet.pts != AV_NOPTS_VALUE ? packet.pts : packet.dts;
+  if (ts != AV_NOPTS_VALUE) {
+    const int64_t us = toMicroseconds(ts, tb);
+    if (options_.start > 0 && us < startUs_) return false;
+    if (options_.duration > 0 && us >= startUs_ + static_cast<int64_t>(options_.duration * 1e6)) return false;
+  }
+  if (startUs_ > 0) {
+    const int64_t shift = av_rescale_q(startUs_, AV_TIME_BASE_Q, tb);
+    if (packet.pts != AV_NOPTS_VALUE) packet.pts -= shift;
+    if (packet.dts != AV_NOPTS_VALUE) packet.dts -= shift;
+  }
+  return true;
+}
+
+bool VideoDecoder::next(Item& item) {
+  item.frame.reset();
+  item.packet.reset();
+  while (!finished_) {
+    const int received = avcodec_receive_frame(codec_.get(), decoded_.get());
+    if (received == 0) {
+      int64_t pts = decoded_->best_effort_timestamp;
+      if (pts == AV_NOPTS_VALUE) pts = decoded_->pts;
+      const int64_t us = pts == AV_NOPTS_VALUE ? startUs_ : toMicroseconds(pts, info_.timeBase);
+      if (options_.duration > 0 && us >= startUs_ + static_cast<int64_t>(options_.duration * 1e6)) {
+        finished_ = true;
+        av_frame_unref(decoded_.get());
+        return false;
+      }
+      if (options_.start > 0 && us < startUs_) {  // decoded from the keyframe before --start
+        av_frame_unref(decoded_.get());
+        continue;
+      }
+      item.frame = toRgb(*decoded_);
+      item.frame->pts = pts == AV_NOPTS_VALUE ? AV_NOPTS_VALUE
+                                              : pts - av_rescale_q(startUs_, AV_TIME_BASE_Q, info_.timeBase);
+      av_frame_unref(decoded_.get());
+      ++framesDecoded_;
+      return true;
+    }
+    if (received == AVERROR_EOF) {
+      finished_ = true;
+      return false;
+    }
+    if (received != AVERROR(EAGAIN)) {  // a broken frame: skip it, keep the rest
+      ++skippedPackets_;
+      continue;
+    }
+    if (flushing_) {
+      finished_ = true;
+      return false;
+    }
+    const int read = av_read_frame(format_.get(), packet_.get());
+    if (read == AVERROR(EAGAIN)) {  // live devices: nothing new yet
+      av_usleep(2000);
+      continue;
+    }
+    if (read < 0) {
+      if (read != AVERROR_EOF) endError_ = av::errorString(read);
+      flushing_ = true;
+      avcodec_send_packet(codec_.get(), nullptr);
+      continue;
+    }
+    if (packet_->stream_index != stream_) {
+      if (keepPacket(*packet_)) {
+        item.packet = av::allocPacket();
+        av_packet_move_ref(item.packet.get(), packet_.get());
+        return true;
+      }
+      av_packet_unref(packet_.get());
+      continue;
+    }
+    const int sent = avcodec_send_packet(codec_.get(), packet_.get());
+    av_packet_unref(packet_.get());
+    if (sent < 0 && sent != AVERROR(EAGAIN)) ++skippedPackets_;
+  }
+  return false;
+}
+
+bool VideoDecoder::rewind() {
+  const int64_t target = startUs_ > 0 ? startUs_ : (format_->start_time == AV_NOPTS_VALUE ? 0 : format_->start_time);
+  if (avformat_seek_file(format_.get(), -1, INT64_MIN, target, target, 0) < 0) return false;
+  avcodec_flush_buffers(codec_.get());
+  flushing_ = finished_ = false;
+  endError_.clear();
+  return true;
+}
+
+av::FramePtr VideoDecoder::toRgb(const AVFrame& frame) {
+  const auto format = static_cast<AVPixelFormat>(frame.format);
+  const bool fullRange = frame.color_range == AVCOL_RANGE_JPEG || format == AV_PIX_FMT_YUVJ420P ||
+                         format == AV_PIX_FMT_YUVJ422P || format == AV_PIX_FMT_YUVJ444P;
+  const int space = av::swsColorspace(frame.colorspace, frame.height);
+  if (!sws_ || frame.width != swsWidth_ || frame.height != swsHeight_ || frame.format != swsFormat_ ||
+      space != swsSpace_ || int(fullRange) != swsRange_) {
+    // Bicubic only matters when the size changed mid-stream; the full chroma interpolation and accurate
+    // rounding are what keep colours exact in the common same-size case.
+    sws_.reset(sws_getContext(frame.width, frame.height, format, info_.width, info_.height, AV_PIX_FMT_RGB24,
+                              SWS_BICUBIC | SWS_ACCURATE_RND | SWS_FULL_CHR_H_INT, nullptr, nullptr, nullptr));
+    if (!sws_) throw Error(url_ + ": cannot convert " + (av_get_pix_fmt_name(format) ? av_get_pix_fmt_name(format) : "?") +
+                           " frames to RGB");
+    sws_setColorspaceDetails(sws_.get(), sws_getCoefficients(space), fullRange, sws_getCoefficients(SWS_CS_DEFAULT),
+                             1, 0, 1 << 16, 1 << 16);
+    swsWidth_ = frame.width, swsHeight_ = frame.height, swsFormat_ = frame.format;
+    swsSpace_ = space, swsRange_ = fullRange;
+  }
+  av::FramePtr rgb = av::allocFrame(AV_PIX_FMT_RGB24, info_.width, info_.height);
+  sws_scale(sws_.get(), frame.data, frame.linesize, 0, frame.height, rgb->data, rgb->linesize);
+  return rgb;
+}
+
+}  // namespace stylize

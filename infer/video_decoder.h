@@ -1,0 +1,77 @@
+// Reads any video FFmpeg can (files, image sequences, streams, V4L2 cameras) as RGB frames, and hands
+// back the packets of the other streams untouched so the encoder can copy them bit for bit.
+#pragma once
+
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "infer/ffmpeg.h"
+
+namespace stylize {
+
+struct VideoInfo {
+  int width = 0, height = 0;
+  AVRational timeBase{0, 1};      // of the video stream: frame timestamps are in it
+  AVRational frameRate{0, 1};     // average; 0/1 when unknown
+  AVRational sampleAspect{0, 1};  // 0/1 when unknown (square)
+  double rotation = 0;            // display matrix, degrees counter-clockwise
+  double duration = 0;            // seconds after --start/--duration, 0 when unknown
+  int64_t frames = 0;             // estimate, 0 when unknown
+  std::string codec;
+};
+
+struct ReadOptions {
+  std::string format;                                            // demuxer ("v4l2"); empty = probe
+  std::vector<std::pair<std::string, std::string>> demuxerOptions;  // e.g. video_size, framerate
+  double start = 0;                                              // seconds; timestamps are shifted to begin at 0
+  double duration = 0;                                           // seconds, 0 = to the end
+  bool lowDelay = false;                                         // live: no frame-threading latency
+};
+
+class VideoDecoder {
+ public:
+  explicit VideoDecoder(const std::string& url, const ReadOptions& options = {});
+
+  const VideoInfo& info() const { return info_; }
+  const AVFormatContext* format() const { return format_.get(); }
+  int videoStream() const { return stream_; }
+  const std::string& url() const { return url_; }
+
+  // The next item in file order: a decoded frame as packed RGB24 at info() size with `pts` in
+  // info().timeBase, or a packet of another stream with its stream_index. false at the end.
+  struct Item {
+    av::FramePtr frame;
+    av::PacketPtr packet;
+  };
+  bool next(Item& item);
+
+  // Back to --start, for looping sources. false when the input cannot seek (streams, cameras).
+  bool rewind();
+
+  int64_t framesDecoded() const { return framesDecoded_; }
+  int64_t skippedPackets() const { return skippedPackets_; }  // corrupt packets the decoder rejected
+  const std::string& endError() const { return endError_; }   // why reading stopped, when not a clean end
+
+ private:
+  av::FramePtr toRgb(const AVFrame& frame);
+  bool keepPacket(AVPacket& packet);  // --start/--duration window and timestamp shift
+
+  std::string url_;
+  ReadOptions options_;
+  av::InputFormatPtr format_;
+  av::CodecContextPtr codec_;
+  av::SwsPtr sws_;
+  av::FramePtr decoded_;
+  av::PacketPtr packet_;
+  VideoInfo info_;
+  int stream_ = -1;
+  int64_t startUs_ = 0;  // --start plus the container's start time, in AV_TIME_BASE units
+  bool flushing_ = false, finished_ = false;
+  int64_t framesDecoded_ = 0, skippedPackets_ = 0;
+  std::string endError_;
+  // The swscale context is rebuilt when the decoder's output format changes mid-stream.
+  int swsWidth_ = 0, swsHeight_ = 0, swsFormat_ = -1, swsSpace_ = -1, swsRange_ = -1;
+};
+
+}  // namespace stylize

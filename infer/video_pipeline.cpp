@@ -1,0 +1,178 @@
+#include "infer/video_pipeline.h"
+
+#include <torch/torch.h>
+
+#include <chrono>
+#include <cmath>
+#include <cstring>
+#include <thread>
+
+#include "data/error.h"
+#include "infer/bounded_queue.h"
+
+namespace stylize {
+
+namespace {
+
+using Clock = std::chrono::steady_clock;
+
+double secondsSince(Clock::time_point t) { return std::chrono::duration<double>(Clock::now() - t).count(); }
+
+torch::Tensor resizeBatch(const torch::Tensor& images, int height, int width) {
+  if (images.size(2) == height && images.size(3) == width) return images;
+  namespace F = torch::nn::functional;
+  // Antialiased bilinear: no aliasing when shrinking 4K to 720p, smooth when scaling the result back.
+  return F::interpolate(images, F::InterpolateFuncOptions()
+                                    .size(std::vector<int64_t>{height, width})
+                                    .mode(torch::kBilinear)
+                                    .align_corners(false)
+                                    .antialias(true))
+      .clamp_(0, 1);
+}
+
+}  // namespace
+
+torch::Tensor framesToTensor(const std::vector<const AVFrame*>& frames, const torch::Device& device) {
+  std::vector<torch::Tensor> items;
+  items.reserve(frames.size());
+  for (const AVFrame* f : frames) {
+    if (f->format != AV_PIX_FMT_RGB24) throw Error("framesToTensor: expected RGB24 frames");
+    items.push_back(torch::from_blob(f->data[0], {f->height, f->width, 3}, {f->linesize[0], 3, 1}, torch::kUInt8));
+  }
+  // Bytes cross to the device, not floats: a quarter of the transfer.
+  torch::Tensor batch = torch::stack(items).to(device);
+  return batch.permute({0, 3, 1, 2}).to(torch::kFloat32).div_(255).contiguous();
+}
+
+av::FramePtr tensorToFrame(const torch::Tensor& image) {
+  const torch::Tensor bytes =
+      image.detach().mul(255).round_().clamp_(0, 255).to(torch::kUInt8).permute({1, 2, 0}).contiguous().cpu();
+  const int height = static_cast<int>(bytes.size(0)), width = static_cast<int>(bytes.size(1));
+  av::FramePtr frame = av::allocFrame(AV_PIX_FMT_RGB24, width, height);
+  const uint8_t* src = bytes.data_ptr<uint8_t>();
+  for (int y = 0; y < height; ++y) std::memcpy(frame->data[0] + y * frame->linesize[0], src + y * width * 3, width * 3);
+  return frame;
+}
+
+std::pair<int, int> processingSize(int width, int height, int size, int maxSize) {
+  const int longSide = std::max(width, height);
+  double scale = 1;
+  if (size > 0)
+    scale = double(size) / longSide;
+  else if (maxSize > 0 && longSide > maxSize)
+    scale = double(maxSize) / longSide;
+  if (scale == 1) return {width, height};
+  return {std::max(1, int(std::lround(width * scale))), std::max(1, int(std::lround(height * scale)))};
+}
+
+VideoReport stylizeVideo(Stylizer& stylizer, const VideoJob& job, const VideoCallbacks& callbacks) {
+  const auto start = Clock::now();
+  if (job.batch < 1) throw Error("--batch must be at least 1");
+  VideoDecoder decoder(job.input, job.read);
+  VideoEncoder encoder(job.output, decoder, job.write);
+  const VideoInfo& info = decoder.info();
+  const auto [processWidth, processHeight] = processingSize(info.width, info.height, job.size, job.maxSize);
+
+  VideoReport report;
+  report.inputWidth = info.width;
+  report.inputHeight = info.height;
+  report.width = encoder.width();
+  report.height = encoder.height();
+  report.inferenceWidth = processWidth;
+  report.inferenceHeight = processHeight;
+  report.codec = encoder.codecName();
+
+  // Capacity: enough for the inference stage to always find a full batch waiting, no more.
+  const size_t capacity = 2 * job.batch + 4;
+  BoundedQueue<VideoDecoder::Item> decoded(capacity), stylized(capacity);
+  std::atomic<bool> stopping{false};
+  std::exception_ptr decodeError, encodeError;
+  auto stopRequested = [&] { return stopping.load() || (callbacks.stop && callbacks.stop->load()); };
+
+  std::thread decodeThread([&] {
+    try {
+      VideoDecoder::Item item;
+      while (!stopRequested() && decoder.next(item))
+        if (!decoded.push(std::move(item))) break;
+    } catch (...) {
+      decodeError = std::current_exception();
+    }
+    decoded.close();
+  });
+  std::thread encodeThread([&] {
+    try {
+      while (auto item = stylized.pop()) {
+        if (item->frame)
+          encoder.write(*item->frame);
+        else
+          encoder.copy(*item->packet);
+      }
+    } catch (...) {
+      encodeError = std::current_exception();
+      stopping = true;
+      decoded.abandon();
+    }
+  });
+  auto joinAll = [&] {
+    if (decodeThread.joinable()) decodeThread.join();
+    if (encodeThread.joinable()) encodeThread.join();
+  };
+
+  VideoProgress progress;
+  progress.totalFrames = info.frames;
+  progress.duration = info.duration;
+  std::vector<VideoDecoder::Item> batch;
+  auto stylizeBatch = [&] {
+    if (batch.empty()) return;
+    std::vector<const AVFrame*> frames;
+    for (const auto& item : batch) frames.push_back(item.frame.get());
+    const auto t0 = Clock::now();
+    torch::Tensor images = resizeBatch(framesToTensor(frames, stylizer.device()), processHeight, processWidth);
+    torch::Tensor out = resizeBatch(stylizer(images, job.stylize), info.height, info.width).cpu();
+    report.inferenceSeconds += secondsSince(t0);
+    for (size_t i = 0; i < batch.size(); ++i) {
+      av::FramePtr frame = tensorToFrame(out[i]);
+      frame->pts = batch[i].frame->pts;
+      if (callbacks.frame && !callbacks.frame(*frame)) stopping = true;
+      if (frame->pts != AV_NOPTS_VALUE) progress.position = frame->pts * av_q2d(info.timeBase);
+      if (!stylized.push({std::move(frame), nullptr})) break;
+      ++progress.frames;
+    }
+    batch.clear();
+    if (callbacks.progress) callbacks.progress(progress);
+  };
+
+  try {
+    while (auto item = decoded.pop()) {
+      if (item->packet) {
+        if (!stylized.push(std::move(*item))) break;
+        continue;
+      }
+      batch.push_back(std::move(*item));
+      if (batch.size() >= size_t(job.batch)) stylizeBatch();
+    }
+    stylizeBatch();
+  } catch (...) {
+    stopping = true;
+    decoded.abandon();
+    stylized.abandon();
+    joinAll();
+    throw;
+  }
+  stylized.close();
+  joinAll();
+  if (encodeError) std::rethrow_exception(encodeError);
+  if (decodeError) std::rethrow_exception(decodeError);
+
+  report.interrupted = stopRequested();
+  encoder.finish();
+  report.frames = encoder.framesWritten();
+  report.copiedPackets = encoder.packetsCopied();
+  report.droppedStreams = encoder.droppedStreams();
+  report.skippedPackets = decoder.skippedPackets();
+  report.endError = decoder.endError();
+  report.seconds = secondsSince(start);
+  return report;
+}
+
+}  // namespace stylize

@@ -1,0 +1,62 @@
+// stylize video: decode → stylize → encode on three threads joined by bounded queues, so decoding and
+// encoding hide behind inference and memory stays flat however long the video is.
+#pragma once
+
+#include <atomic>
+#include <filesystem>
+#include <functional>
+#include <string>
+#include <vector>
+
+#include "infer/stylizer.h"
+#include "infer/video_decoder.h"
+#include "infer/video_encoder.h"
+
+namespace stylize {
+
+// Packed RGB24 frames ↔ [N, 3, H, W] float tensors in [0, 1] on `device`.
+torch::Tensor framesToTensor(const std::vector<const AVFrame*>& frames, const torch::Device& device);
+av::FramePtr tensorToFrame(const torch::Tensor& image);  // [3, H, W] → RGB24, any device
+
+// The inference size for a frame: `size` sets the long side (0 = as is); `maxSize` only ever shrinks.
+// Rounded to even numbers.
+std::pair<int, int> processingSize(int width, int height, int size, int maxSize);
+
+struct VideoJob {
+  std::string input;
+  std::filesystem::path output;
+  ReadOptions read;
+  WriteOptions write;
+  StylizeOptions stylize;
+  int size = 0, maxSize = 0;  // see processingSize(); the result is scaled back to the input size
+  int batch = 1;              // frames per forward pass
+};
+
+struct VideoProgress {
+  int64_t frames = 0, totalFrames = 0;  // total is an estimate, 0 when unknown
+  double position = 0, duration = 0;    // seconds of video done and in all
+};
+
+struct VideoReport {
+  int64_t frames = 0, skippedPackets = 0, copiedPackets = 0;
+  std::vector<std::string> droppedStreams;
+  bool interrupted = false;   // stopped early by `stop`; the file holds the frames so far
+  double seconds = 0;         // wall time of the whole run
+  double inferenceSeconds = 0;  // of which inside the model (the bound the pipeline tries to reach)
+  int inputWidth = 0, inputHeight = 0;
+  int width = 0, height = 0;  // as encoded
+  int inferenceWidth = 0, inferenceHeight = 0;
+  std::string codec, endError;
+};
+
+struct VideoCallbacks {
+  std::function<void(const VideoProgress&)> progress;
+  // Sees every stylized frame on the calling thread (the preview window); returning false stops the run.
+  std::function<bool(const AVFrame& rgb)> frame;
+  // Set from a signal handler: finish the frames in flight and write a valid, shorter file.
+  const std::atomic<bool>* stop = nullptr;
+};
+
+VideoReport stylizeVideo(Stylizer& stylizer, const VideoJob& job, const VideoCallbacks& callbacks = {});
+
+}  // namespace stylize
