@@ -24,8 +24,8 @@ FramePtr allocFrame(AVPixelFormat format, int width, int height) {
   frame->format = format;
   frame->width = width;
   frame->height = height;
-  check(av_frame_get_buffer(frame.get(), 0), "allocating a " + std::to_string(width) + "x" + std::to_string(height) +
-                                                 " frame");
+  check(av_frame_get_buffer(frame.get(), 0),
+        "allocating a " + std::to_string(width) + "x" + std::to_string(height) + " frame");
   return frame;
 }
 
@@ -42,36 +42,44 @@ int check(int code, const std::string& what) {
 
 void quietLogs() { av_log_set_level(AV_LOG_FATAL); }
 
+// The stream-level side data API moved to codecpar in FFmpeg 6.1 (and the old one is gone in 7).
 #if LIBAVCODEC_VERSION_INT >= AV_VERSION_INT(60, 31, 100)
+static uint8_t* newDisplayMatrix(AVStream* stream) {
+  AVPacketSideData* sd =
+      av_packet_side_data_new(&stream->codecpar->coded_side_data, &stream->codecpar->nb_coded_side_data,
+                              AV_PKT_DATA_DISPLAYMATRIX, 9 * sizeof(int32_t), 0);
+  return sd ? sd->data : nullptr;
+}
 static const uint8_t* displayMatrix(const AVStream* stream, size_t* size) {
-  const AVPacketSideData* sd = av_packet_side_data_get(
-      stream->codecpar->coded_side_data, stream->codecpar->nb_coded_side_data, AV_PKT_DATA_DISPLAYMATRIX);
+  const AVPacketSideData* sd = av_packet_side_data_get(stream->codecpar->coded_side_data,
+                                                       stream->codecpar->nb_coded_side_data, AV_PKT_DATA_DISPLAYMATRIX);
   if (!sd) return nullptr;
   *size = sd->size;
   return sd->data;
 }
-void copyDisplayMatrix(const AVStream* from, AVStream* to) {
-  size_t size = 0;
-  const uint8_t* matrix = displayMatrix(from, &size);
-  if (!matrix) return;
-  AVPacketSideData* sd = av_packet_side_data_new(&to->codecpar->coded_side_data, &to->codecpar->nb_coded_side_data,
-                                                 AV_PKT_DATA_DISPLAYMATRIX, size, 0);
-  if (!sd) throw Error("out of memory copying the rotation");
-  std::memcpy(sd->data, matrix, size);
-}
 #else
+static uint8_t* newDisplayMatrix(AVStream* stream) {
+  return av_stream_new_side_data(stream, AV_PKT_DATA_DISPLAYMATRIX, 9 * sizeof(int32_t));
+}
 static const uint8_t* displayMatrix(const AVStream* stream, size_t* size) {
   return av_stream_get_side_data(stream, AV_PKT_DATA_DISPLAYMATRIX, size);
 }
+#endif
+
 void copyDisplayMatrix(const AVStream* from, AVStream* to) {
   size_t size = 0;
   const uint8_t* matrix = displayMatrix(from, &size);
-  if (!matrix) return;
-  uint8_t* copy = av_stream_new_side_data(to, AV_PKT_DATA_DISPLAYMATRIX, size);
+  if (!matrix || size < 9 * sizeof(int32_t)) return;
+  uint8_t* copy = newDisplayMatrix(to);
   if (!copy) throw Error("out of memory copying the rotation");
-  std::memcpy(copy, matrix, size);
+  std::memcpy(copy, matrix, 9 * sizeof(int32_t));
 }
-#endif
+
+void setStreamRotation(AVStream* stream, double degrees) {
+  uint8_t* matrix = newDisplayMatrix(stream);
+  if (!matrix) throw Error("out of memory setting the rotation");
+  av_display_rotation_set(reinterpret_cast<int32_t*>(matrix), degrees);
+}
 
 double streamRotation(const AVStream* stream) {
   size_t size = 0;

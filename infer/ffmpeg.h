@@ -65,6 +65,23 @@ void quietLogs();
 // on an output stream; the API moved between FFmpeg 5 and 6.1.
 double streamRotation(const AVStream* stream);
 void copyDisplayMatrix(const AVStream* from, AVStream* to);
+void setStreamRotation(AVStream* stream, double degrees);
+
+// A frame's display duration in its time base (0 when unknown): the field was renamed in FFmpeg 6.
+inline int64_t frameDuration(const AVFrame& frame) {
+#if LIBAVUTIL_VERSION_INT >= AV_VERSION_INT(57, 30, 100)
+  return frame.duration;
+#else
+  return frame.pkt_duration;
+#endif
+}
+inline void setFrameDuration(AVFrame& frame, int64_t duration) {
+#if LIBAVUTIL_VERSION_INT >= AV_VERSION_INT(57, 30, 100)
+  frame.duration = duration;
+#else
+  frame.pkt_duration = duration;
+#endif
+}
 
 // The YUV matrix swscale should use for a frame: its tag, else BT.709 for HD and BT.601 below, as players do.
 int swsColorspace(AVColorSpace space, int height);

@@ -73,7 +73,7 @@ VideoDecoder::VideoDecoder(const std::string& url, const ReadOptions& options) :
 
   const int64_t containerStart = format_->start_time == AV_NOPTS_VALUE ? 0 : format_->start_time;
   startUs_ = options.start > 0 ? containerStart + static_cast<int64_t>(std::llround(options.start * 1e6)) : 0;
-  double total = format_->duration > 0 ? format_->duration / 1e6
+  double total = format_->duration > 0  ? format_->duration / 1e6
                  : stream->duration > 0 ? stream->duration * av_q2d(stream->time_base)
                                         : 0;
   if (total > 0) total = std::max(0.0, total - options.start);
@@ -127,8 +127,9 @@ bool VideoDecoder::next(Item& item) {
         continue;
       }
       item.frame = toRgb(*decoded_);
-      item.frame->pts = pts == AV_NOPTS_VALUE ? AV_NOPTS_VALUE
-                                              : pts - av_rescale_q(startUs_, AV_TIME_BASE_Q, info_.timeBase);
+      item.frame->pts =
+          pts == AV_NOPTS_VALUE ? AV_NOPTS_VALUE : pts - av_rescale_q(startUs_, AV_TIME_BASE_Q, info_.timeBase);
+      av::setFrameDuration(*item.frame, av::frameDuration(*decoded_));
       av_frame_unref(decoded_.get());
       ++framesDecoded_;
       return true;
@@ -192,10 +193,11 @@ av::FramePtr VideoDecoder::toRgb(const AVFrame& frame) {
     // rounding are what keep colours exact in the common same-size case.
     sws_.reset(sws_getContext(frame.width, frame.height, format, info_.width, info_.height, AV_PIX_FMT_RGB24,
                               SWS_BICUBIC | SWS_ACCURATE_RND | SWS_FULL_CHR_H_INT, nullptr, nullptr, nullptr));
-    if (!sws_) throw Error(url_ + ": cannot convert " + (av_get_pix_fmt_name(format) ? av_get_pix_fmt_name(format) : "?") +
-                           " frames to RGB");
-    sws_setColorspaceDetails(sws_.get(), sws_getCoefficients(space), fullRange, sws_getCoefficients(SWS_CS_DEFAULT),
-                             1, 0, 1 << 16, 1 << 16);
+    if (!sws_)
+      throw Error(url_ + ": cannot convert " + (av_get_pix_fmt_name(format) ? av_get_pix_fmt_name(format) : "?") +
+                  " frames to RGB");
+    sws_setColorspaceDetails(sws_.get(), sws_getCoefficients(space), fullRange, sws_getCoefficients(SWS_CS_DEFAULT), 1,
+                             0, 1 << 16, 1 << 16);
     swsWidth_ = frame.width, swsHeight_ = frame.height, swsFormat_ = frame.format;
     swsSpace_ = space, swsRange_ = fullRange;
   }

@@ -22,11 +22,11 @@ struct VideoInfo {
 };
 
 struct ReadOptions {
-  std::string format;                                            // demuxer ("v4l2"); empty = probe
+  std::string format;                                               // demuxer ("v4l2"); empty = probe
   std::vector<std::pair<std::string, std::string>> demuxerOptions;  // e.g. video_size, framerate
-  double start = 0;                                              // seconds; timestamps are shifted to begin at 0
-  double duration = 0;                                           // seconds, 0 = to the end
-  bool lowDelay = false;                                         // live: no frame-threading latency
+  double start = 0;                                                 // seconds; timestamps are shifted to begin at 0
+  double duration = 0;                                              // seconds, 0 = to the end
+  bool lowDelay = false;                                            // live: no frame-threading latency
 };
 
 class VideoDecoder {

@@ -22,12 +22,11 @@ const AVCodec* chooseEncoder(const AVOutputFormat& container, const WriteOptions
     const std::string format = container.name;
     if (format == "webm")
       name = "libvpx-vp9";
-    else if (format.find("mp4") != std::string::npos || format.find("mov") != std::string::npos ||
-             format == "matroska")
+    else if (format.find("mp4") != std::string::npos || format.find("mov") != std::string::npos || format == "matroska")
       name = "libx264";
   }
-  const AVCodec* codec = name.empty() ? avcodec_find_encoder(container.video_codec)
-                                      : avcodec_find_encoder_by_name(name.c_str());
+  const AVCodec* codec =
+      name.empty() ? avcodec_find_encoder(container.video_codec) : avcodec_find_encoder_by_name(name.c_str());
   if (!codec) throw Error(path.string() + ": this FFmpeg has no encoder '" + (name.empty() ? "?" : name) + "'");
   if (codec->type != AVMEDIA_TYPE_VIDEO) throw Error("--codec " + name + ": not a video encoder");
   if (avformat_query_codec(&container, codec->id, FF_COMPLIANCE_NORMAL) != 1)
@@ -129,8 +128,7 @@ VideoEncoder::VideoEncoder(const fs::path& path, const VideoDecoder& source, con
     if (int(i) == source.videoStream() || (type != AVMEDIA_TYPE_AUDIO && type != AVMEDIA_TYPE_SUBTITLE)) continue;
     const char* codecName = avcodec_get_name(s->codecpar->codec_id);
     if (avformat_query_codec(format_->oformat, s->codecpar->codec_id, FF_COMPLIANCE_NORMAL) != 1) {
-      dropped_.push_back("stream " + std::to_string(i) + " (" + av_get_media_type_string(type) + " " + codecName +
-                         ")");
+      dropped_.push_back("stream " + std::to_string(i) + " (" + av_get_media_type_string(type) + " " + codecName + ")");
       continue;
     }
     AVStream* out = avformat_new_stream(format_.get(), nullptr);
@@ -190,6 +188,8 @@ void VideoEncoder::write(const AVFrame& rgb) {
   if (lastPts_ != AV_NOPTS_VALUE && pts <= lastPts_) pts = lastPts_ + 1;  // encoders need strictly increasing pts
   lastPts_ = pts;
   converted_->pts = pts;
+  const int64_t duration = av::frameDuration(rgb);
+  durations_[pts] = duration > 0 ? duration : frameTicks_;
   av::check(avcodec_send_frame(codec_.get(), converted_.get()), path_.string() + ": encoding");
   drain(false);
   ++framesWritten_;
@@ -200,6 +200,11 @@ void VideoEncoder::drain(bool flush) {
     const int r = avcodec_receive_packet(codec_.get(), packet_.get());
     if (r == AVERROR(EAGAIN) || (flush && r == AVERROR_EOF)) return;
     av::check(r, path_.string() + ": encoding");
+    // mp4 takes the last frame's display time from its packet; without one the edit list drops it.
+    if (const auto d = durations_.find(packet_->pts); d != durations_.end()) {
+      if (packet_->duration <= 0) packet_->duration = d->second;
+      durations_.erase(d);
+    }
     av_packet_rescale_ts(packet_.get(), codec_->time_base, format_->streams[videoOut_]->time_base);
     packet_->stream_index = videoOut_;
     av::check(av_interleaved_write_frame(format_.get(), packet_.get()), path_.string() + ": writing");

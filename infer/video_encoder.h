@@ -4,6 +4,7 @@
 #pragma once
 
 #include <filesystem>
+#include <map>
 #include <string>
 #include <vector>
 
@@ -52,7 +53,8 @@ class VideoEncoder {
   av::FramePtr converted_;
   av::PacketPtr packet_;
   AVRational sourceTimeBase_;
-  std::vector<int> streamMap_;  // source stream → output stream, -1 when dropped
+  std::map<int64_t, int64_t> durations_;  // frame pts → its source duration, until its packet comes out
+  std::vector<int> streamMap_;            // source stream → output stream, -1 when dropped
   std::vector<AVRational> sourceTimeBases_;
   std::vector<std::string> dropped_;
   int videoOut_ = 0;

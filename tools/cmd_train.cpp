@@ -1,10 +1,10 @@
 // stylize train: a feed-forward style model from one painting and a folder of photos.
 #include <torch/torch.h>
 
-#include <optional>
 #include <fstream>
 #include <iostream>
 #include <opencv2/imgproc.hpp>
+#include <optional>
 
 #include "data/error.h"
 #include "data/files.h"

@@ -135,11 +135,11 @@ int runVideo(int argc, char** argv) {
   if (!report.endError.empty())
     std::cerr << "stylize: warning: " << job.input << ": reading stopped early: " << report.endError << "\n";
   if (report.width != report.inputWidth || report.height != report.inputHeight)
-    std::cerr << fmt::format("stylize: note: {}x{} has an odd side; encoded {}x{} (--pix-fmt yuv444p keeps every pixel)\n",
-                             report.inputWidth, report.inputHeight, report.width, report.height);
+    std::cerr << fmt::format(
+        "stylize: note: {}x{} has an odd side; encoded {}x{} (--pix-fmt yuv444p keeps every pixel)\n",
+        report.inputWidth, report.inputHeight, report.width, report.height);
   if (report.interrupted) {
-    std::cerr << "stylize: interrupted: " << job.output.string() << " holds the first " << report.frames
-              << " frames\n";
+    std::cerr << "stylize: interrupted: " << job.output.string() << " holds the first " << report.frames << " frames\n";
     return 130;
   }
   return 0;

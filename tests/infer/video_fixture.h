@@ -1,0 +1,174 @@
+// Test videos made with libav inside the tests: exact sizes, timestamps, audio and rotation that the
+// pipeline must keep, and a reader that lists what a finished file holds.
+#pragma once
+
+#include <gtest/gtest.h>
+
+#include <cmath>
+#include <filesystem>
+#include <string>
+#include <vector>
+
+#include "infer/ffmpeg.h"
+
+extern "C" {
+#include <libavutil/channel_layout.h>
+}
+
+namespace stylize::test {
+
+struct VideoSpec {
+  int width = 64, height = 48;
+  std::vector<int64_t> framesMs;  // presentation time of each frame in milliseconds (irregular = VFR)
+  bool audio = false;             // one second of AAC: a 440 Hz tone
+  bool video = true;
+  double rotation = 0;
+};
+
+inline std::vector<int64_t> constantRate(int frames, double fps) {
+  std::vector<int64_t> ms;
+  for (int i = 0; i < frames; ++i) ms.push_back(std::llround(i * 1000 / fps));
+  return ms;
+}
+
+namespace detail {
+// `duration` in codec ticks: the last packet's duration tells mp4 how long the last frame lasts.
+inline void drainTo(AVFormatContext* out, AVCodecContext* codec, AVStream* stream, int64_t duration) {
+  av::PacketPtr packet = av::allocPacket();
+  while (avcodec_receive_packet(codec, packet.get()) == 0) {
+    if (packet->duration == 0) packet->duration = duration;
+    av_packet_rescale_ts(packet.get(), codec->time_base, stream->time_base);
+    packet->stream_index = stream->index;
+    av::check(av_interleaved_write_frame(out, packet.get()), "test video");
+  }
+}
+}  // namespace detail
+
+// MPEG-4 Part 2 video (no B-frames: timestamps stay exactly as given) with a moving gradient.
+inline void writeTestVideo(const std::filesystem::path& path, const VideoSpec& spec) {
+  AVFormatContext* raw = nullptr;
+  av::check(avformat_alloc_output_context2(&raw, nullptr, nullptr, path.c_str()), "test video");
+  av::OutputFormatPtr out(raw);
+  av::CodecContextPtr video, audio;
+  AVStream *videoStream = nullptr, *audioStream = nullptr;
+  if (spec.video) {
+    const AVCodec* codec = avcodec_find_encoder(AV_CODEC_ID_MPEG4);
+    video.reset(avcodec_alloc_context3(codec));
+    video->width = spec.width;
+    video->height = spec.height;
+    video->pix_fmt = AV_PIX_FMT_YUV420P;
+    video->time_base = {1, 1000};
+    video->qmin = video->qmax = 2;  // near-lossless, so content checks are meaningful
+    if (out->oformat->flags & AVFMT_GLOBALHEADER) video->flags |= AV_CODEC_FLAG_GLOBAL_HEADER;
+    av::check(avcodec_open2(video.get(), codec, nullptr), "test video encoder");
+    videoStream = avformat_new_stream(out.get(), nullptr);
+    av::check(avcodec_parameters_from_context(videoStream->codecpar, video.get()), "test video");
+    videoStream->time_base = video->time_base;
+    if (spec.rotation != 0) av::setStreamRotation(videoStream, spec.rotation);
+  }
+  if (spec.audio) {
+    const AVCodec* codec = avcodec_find_encoder(AV_CODEC_ID_AAC);
+    audio.reset(avcodec_alloc_context3(codec));
+    audio->sample_rate = 48000;
+    audio->sample_fmt = AV_SAMPLE_FMT_FLTP;
+    av_channel_layout_default(&audio->ch_layout, 1);
+    audio->time_base = {1, 48000};
+    audio->bit_rate = 64000;
+    if (out->oformat->flags & AVFMT_GLOBALHEADER) audio->flags |= AV_CODEC_FLAG_GLOBAL_HEADER;
+    av::check(avcodec_open2(audio.get(), codec, nullptr), "test audio encoder");
+    audioStream = avformat_new_stream(out.get(), nullptr);
+    av::check(avcodec_parameters_from_context(audioStream->codecpar, audio.get()), "test audio");
+    audioStream->time_base = audio->time_base;
+  }
+  av::check(avio_open(&out->pb, path.c_str(), AVIO_FLAG_WRITE), path.string());
+  av::check(avformat_write_header(out.get(), nullptr), path.string());
+  if (video) {
+    for (size_t i = 0; i < spec.framesMs.size(); ++i) {
+      av::FramePtr frame = av::allocFrame(AV_PIX_FMT_YUV420P, spec.width, spec.height);
+      for (int y = 0; y < spec.height; ++y)
+        for (int x = 0; x < spec.width; ++x)
+          frame->data[0][y * frame->linesize[0] + x] = uint8_t(16 + (x * 3 + y * 2 + int(i) * 7) % 220);
+      for (int p = 1; p < 3; ++p)
+        for (int y = 0; y < (spec.height + 1) / 2; ++y)
+          for (int x = 0; x < (spec.width + 1) / 2; ++x)
+            frame->data[p][y * frame->linesize[p] + x] = uint8_t(p == 1 ? 90 + x * 2 : 170 - y * 2);
+      frame->pts = spec.framesMs[i];
+      av::check(avcodec_send_frame(video.get(), frame.get()), "test video");
+      detail::drainTo(out.get(), video.get(), videoStream, 40);
+    }
+    avcodec_send_frame(video.get(), nullptr);
+    detail::drainTo(out.get(), video.get(), videoStream, 40);
+  }
+  if (audio) {
+    const int frameSize = audio->frame_size;
+    for (int64_t start = 0; start < 48000; start += frameSize) {
+      av::FramePtr frame = av::allocFrame();
+      frame->nb_samples = frameSize;
+      frame->format = audio->sample_fmt;
+      frame->sample_rate = 48000;
+      av_channel_layout_copy(&frame->ch_layout, &audio->ch_layout);
+      av::check(av_frame_get_buffer(frame.get(), 0), "test audio");
+      auto* samples = reinterpret_cast<float*>(frame->data[0]);
+      for (int s = 0; s < frameSize; ++s) samples[s] = 0.3f * std::sin(2 * M_PI * 440 * (start + s) / 48000.0);
+      frame->pts = start;
+      av::check(avcodec_send_frame(audio.get(), frame.get()), "test audio");
+      detail::drainTo(out.get(), audio.get(), audioStream, frameSize);
+    }
+    avcodec_send_frame(audio.get(), nullptr);
+    detail::drainTo(out.get(), audio.get(), audioStream, frameSize);
+  }
+  av::check(av_write_trailer(out.get()), path.string());
+}
+
+// What a finished file holds: frame timestamps in seconds, the rotation, audio packets (bytes + time).
+struct VideoContents {
+  int width = 0, height = 0;
+  std::vector<double> frameTimes;
+  double rotation = 0;
+  std::vector<std::string> audioPackets;
+  std::vector<double> audioTimes;
+  double duration = 0;
+};
+
+inline VideoContents readVideoContents(const std::filesystem::path& path) {
+  VideoContents c;
+  AVFormatContext* raw = nullptr;
+  av::check(avformat_open_input(&raw, path.c_str(), nullptr, nullptr), path.string());
+  av::InputFormatPtr in(raw);
+  av::check(avformat_find_stream_info(in.get(), nullptr), path.string());
+  const AVCodec* decoder = nullptr;
+  const int v = av_find_best_stream(in.get(), AVMEDIA_TYPE_VIDEO, -1, -1, &decoder, 0);
+  av::check(v, path.string());
+  av::CodecContextPtr codec(avcodec_alloc_context3(decoder));
+  avcodec_parameters_to_context(codec.get(), in->streams[v]->codecpar);
+  codec->pkt_timebase = in->streams[v]->time_base;
+  av::check(avcodec_open2(codec.get(), decoder, nullptr), path.string());
+  c.width = codec->width;
+  c.height = codec->height;
+  c.rotation = av::streamRotation(in->streams[v]);
+  c.duration = in->duration / 1e6;
+  av::PacketPtr packet = av::allocPacket();
+  av::FramePtr frame = av::allocFrame();
+  auto receive = [&] {
+    while (avcodec_receive_frame(codec.get(), frame.get()) == 0) {
+      c.frameTimes.push_back(frame->best_effort_timestamp * av_q2d(in->streams[v]->time_base));
+      av_frame_unref(frame.get());
+    }
+  };
+  while (av_read_frame(in.get(), packet.get()) >= 0) {
+    const AVStream* s = in->streams[packet->stream_index];
+    if (packet->stream_index == v) {
+      avcodec_send_packet(codec.get(), packet.get());
+      receive();
+    } else if (s->codecpar->codec_type == AVMEDIA_TYPE_AUDIO) {
+      c.audioPackets.emplace_back(reinterpret_cast<const char*>(packet->data), packet->size);
+      c.audioTimes.push_back(packet->pts * av_q2d(s->time_base));
+    }
+    av_packet_unref(packet.get());
+  }
+  avcodec_send_packet(codec.get(), nullptr);
+  receive();
+  return c;
+}
+
+}  // namespace stylize::test

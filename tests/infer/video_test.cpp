@@ -1,0 +1,220 @@
+#include <gtest/gtest.h>
+
+#include <fstream>
+
+#include "data/error.h"
+#include "data/files.h"
+#include "infer/video_pipeline.h"
+#include "tests/infer/video_fixture.h"
+#include "tests/test_util.h"
+
+namespace stylize {
+namespace {
+
+class VideoTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    av::quietLogs();
+    torch::manual_seed(3);
+    TransformerNet net(TransformerConfig{8, 1});
+    saveStyleModel(dir_ / "tiny.safetensors", net, {});
+  }
+  Stylizer stylizer() { return Stylizer(dir_ / "tiny.safetensors", torch::kCPU); }
+  VideoReport run(const std::filesystem::path& in, const std::filesystem::path& out, VideoJob job = {},
+                  const VideoCallbacks& callbacks = {}) {
+    Stylizer s = stylizer();
+    job.input = in.string();
+    job.output = out;
+    return stylizeVideo(s, job, callbacks);
+  }
+  test::TempDir dir_;
+};
+
+void expectTimesNear(const std::vector<double>& actual, const std::vector<double>& expected) {
+  ASSERT_EQ(actual.size(), expected.size());
+  for (size_t i = 0; i < actual.size(); ++i) EXPECT_NEAR(actual[i], expected[i], 5e-4) << "frame " << i;
+}
+
+TEST_F(VideoTest, KeepsEveryTimestampAudioBitsAndRotation) {
+  test::VideoSpec spec;
+  spec.framesMs = {0, 40, 80, 200, 230, 500, 540, 580, 900, 960};  // variable frame rate
+  spec.audio = true;
+  spec.rotation = 90;
+  for (const std::string ext : {".mp4", ".mkv", ".mov"}) {
+    SCOPED_TRACE(ext);
+    const auto in = dir_ / ("in" + ext), out = dir_ / ("out" + ext);
+    test::writeTestVideo(in, spec);
+    const VideoReport report = run(in, out);
+    EXPECT_EQ(report.frames, 10);
+    EXPECT_FALSE(report.interrupted);
+    const test::VideoContents source = test::readVideoContents(in), result = test::readVideoContents(out);
+    EXPECT_EQ(result.width, 64);
+    EXPECT_EQ(result.height, 48);
+    expectTimesNear(result.frameTimes, source.frameTimes);
+    if (ext != ".mkv") EXPECT_NEAR(std::abs(source.rotation), 90, 1e-6);  // Matroska has no display matrix
+    EXPECT_NEAR(result.rotation, source.rotation, 1e-6);
+    ASSERT_GT(source.audioPackets.size(), 40u);
+    EXPECT_EQ(result.audioPackets, source.audioPackets);  // copied, not re-encoded
+    expectTimesNear(result.audioTimes, source.audioTimes);
+    EXPECT_EQ(report.copiedPackets, int64_t(source.audioPackets.size()));
+    EXPECT_NEAR(result.duration, source.duration, 0.05);
+  }
+}
+
+TEST_F(VideoTest, OddSizesEncodeEvenUnlessThePixelFormatKeepsThem) {
+  test::VideoSpec spec;
+  spec.width = 97;
+  spec.height = 55;
+  spec.framesMs = test::constantRate(6, 25);
+  test::writeTestVideo(dir_ / "odd.mkv", spec);
+  VideoReport report = run(dir_ / "odd.mkv", dir_ / "even.mp4");
+  EXPECT_EQ(report.width, 96);
+  EXPECT_EQ(report.height, 54);
+  EXPECT_EQ(test::readVideoContents(dir_ / "even.mp4").frameTimes.size(), 6u);
+  VideoJob job;
+  job.write.pixFmt = "yuv444p";
+  report = run(dir_ / "odd.mkv", dir_ / "full.mp4", job);
+  const auto full = test::readVideoContents(dir_ / "full.mp4");
+  EXPECT_EQ(full.width, 97);
+  EXPECT_EQ(full.height, 55);
+}
+
+TEST_F(VideoTest, FramesMatchTheStylizerOnTheDecodedInput) {
+  test::VideoSpec spec;
+  spec.framesMs = test::constantRate(3, 10);
+  test::writeTestVideo(dir_ / "in.mkv", spec);
+  VideoJob job;
+  job.write.pixFmt = "yuv444p";
+  job.write.crf = 0;  // lossless x264: what is left is RGB↔YUV rounding
+  std::vector<torch::Tensor> shown;
+  VideoCallbacks callbacks;
+  callbacks.frame = [&](const AVFrame& rgb) {
+    shown.push_back(framesToTensor({&rgb}, torch::kCPU)[0]);
+    return true;
+  };
+  run(dir_ / "in.mkv", dir_ / "out.mkv", job, callbacks);
+  ASSERT_EQ(shown.size(), 3u);
+
+  VideoDecoder input((dir_ / "in.mkv").string()), output((dir_ / "out.mkv").string());
+  Stylizer s = stylizer();
+  VideoDecoder::Item a, b;
+  for (int i = 0; i < 3; ++i) {
+    do ASSERT_TRUE(input.next(a));
+    while (!a.frame);
+    do ASSERT_TRUE(output.next(b));
+    while (!b.frame);
+    const torch::Tensor expected = s(framesToTensor({a.frame.get()}, torch::kCPU))[0];
+    EXPECT_LT((shown[i] - expected).abs().max().item<float>(), 1.0f / 255 + 1e-6);  // 8-bit rounding only
+    const torch::Tensor decoded = framesToTensor({b.frame.get()}, torch::kCPU)[0];
+    EXPECT_LT((decoded - expected).abs().mean().item<float>(), 0.01);
+    EXPECT_GT((decoded - framesToTensor({a.frame.get()}, torch::kCPU)[0]).abs().mean().item<float>(), 0.05);
+  }
+}
+
+TEST_F(VideoTest, StartAndDurationCutAndShiftToZero) {
+  test::VideoSpec spec;
+  spec.framesMs = test::constantRate(50, 25);
+  spec.audio = true;
+  test::writeTestVideo(dir_ / "in.mp4", spec);
+  VideoJob job;
+  job.read.start = 0.4;
+  job.read.duration = 0.8;
+  const VideoReport report = run(dir_ / "in.mp4", dir_ / "cut.mp4", job);
+  EXPECT_EQ(report.frames, 20);
+  const auto cut = test::readVideoContents(dir_ / "cut.mp4");
+  ASSERT_EQ(cut.frameTimes.size(), 20u);
+  EXPECT_NEAR(cut.frameTimes.front(), 0, 1e-3);
+  EXPECT_NEAR(cut.frameTimes.back(), 0.76, 1e-3);
+  ASSERT_FALSE(cut.audioTimes.empty());
+  EXPECT_GE(cut.audioTimes.front(), -0.05);
+  EXPECT_LT(cut.audioTimes.back(), 0.85);
+}
+
+TEST_F(VideoTest, ProcessingSizeScalesBack) {
+  test::VideoSpec spec;
+  spec.width = 96;
+  spec.height = 64;
+  spec.framesMs = test::constantRate(2, 25);
+  test::writeTestVideo(dir_ / "in.mkv", spec);
+  VideoJob job;
+  job.maxSize = 48;
+  const VideoReport report = run(dir_ / "in.mkv", dir_ / "out.mkv", job);
+  EXPECT_EQ(report.inferenceWidth, 48);
+  EXPECT_EQ(report.inferenceHeight, 32);
+  EXPECT_EQ(report.width, 96);
+  EXPECT_EQ(processingSize(1920, 1080, 0, 720), std::make_pair(720, 405));
+  EXPECT_EQ(processingSize(640, 480, 0, 720), std::make_pair(640, 480));
+  EXPECT_EQ(processingSize(640, 480, 320, 0), std::make_pair(320, 240));
+}
+
+TEST_F(VideoTest, StopWritesAValidShorterFile) {
+  test::VideoSpec spec;
+  spec.framesMs = test::constantRate(40, 25);
+  spec.audio = true;
+  test::writeTestVideo(dir_ / "in.mp4", spec);
+  std::atomic<bool> stop{false};
+  VideoCallbacks callbacks;
+  callbacks.stop = &stop;
+  callbacks.progress = [&](const VideoProgress& p) {
+    if (p.frames >= 5) stop = true;
+  };
+  const VideoReport report = run(dir_ / "in.mp4", dir_ / "short.mp4", {}, callbacks);
+  EXPECT_TRUE(report.interrupted);
+  EXPECT_GE(report.frames, 5);
+  EXPECT_LT(report.frames, 40);
+  EXPECT_EQ(int64_t(test::readVideoContents(dir_ / "short.mp4").frameTimes.size()), report.frames);
+}
+
+TEST_F(VideoTest, BadInputsAreClearErrorsAndLeaveNothing) {
+  auto expectError = [&](const std::filesystem::path& in, const std::string& needle, const std::filesystem::path& out) {
+    try {
+      run(in, out);
+      ADD_FAILURE() << "no error for " << in;
+    } catch (const Error& e) {
+      EXPECT_NE(std::string(e.what()).find(needle), std::string::npos) << e.what();
+    }
+    EXPECT_FALSE(std::filesystem::exists(out));
+    for (const auto& entry : std::filesystem::directory_iterator(dir_.path()))
+      EXPECT_EQ(entry.path().string().find(".tmp-"), std::string::npos) << entry.path();
+  };
+  expectError(dir_ / "missing.mp4", "missing.mp4: cannot open", dir_ / "o1.mp4");
+  std::ofstream(dir_ / "empty.mp4").flush();
+  expectError(dir_ / "empty.mp4", "empty.mp4: cannot open", dir_ / "o2.mp4");
+  std::ofstream(dir_ / "text.mp4") << "this is not a video, just text\n";
+  expectError(dir_ / "text.mp4", "text.mp4: cannot open", dir_ / "o3.mp4");
+
+  test::VideoSpec audioOnly;
+  audioOnly.video = false;
+  audioOnly.audio = true;
+  test::writeTestVideo(dir_ / "sound.m4a", audioOnly);
+  expectError(dir_ / "sound.m4a", "sound.m4a: has no video stream", dir_ / "o4.mp4");
+
+  // Without +faststart the index sits at the end: cutting the file loses it.
+  test::VideoSpec spec;
+  spec.framesMs = test::constantRate(10, 25);
+  test::writeTestVideo(dir_ / "whole.mp4", spec);
+  const std::string bytes = readFile(dir_ / "whole.mp4");
+  std::ofstream(dir_ / "cut.mp4", std::ios::binary).write(bytes.data(), std::streamsize(bytes.size() / 2));
+  expectError(dir_ / "cut.mp4", "cut.mp4: cannot open", dir_ / "o5.mp4");
+
+  expectError(dir_ / "whole.mp4", "no/such/folder", dir_ / "no" / "such" / "folder" / "o.mp4");
+  expectError(dir_ / "whole.mp4", "unknown video container", dir_ / "o.xyz");
+}
+
+TEST_F(VideoTest, CorruptPacketsMidStreamAreSkippedNotFatal) {
+  test::VideoSpec spec;
+  spec.framesMs = test::constantRate(30, 25);
+  test::writeTestVideo(dir_ / "in.mkv", spec);
+  std::string bytes = readFile(dir_ / "in.mkv");
+  for (size_t i = bytes.size() / 3; i < bytes.size() / 3 + 400; ++i) bytes[i] = char(i * 131);
+  std::ofstream(dir_ / "broken.mkv", std::ios::binary).write(bytes.data(), std::streamsize(bytes.size()));
+  const VideoReport report = run(dir_ / "broken.mkv", dir_ / "out.mp4");
+  EXPECT_GE(report.frames, 20);
+  EXPECT_LE(report.frames, 30);
+  const auto out = test::readVideoContents(dir_ / "out.mp4");
+  EXPECT_EQ(int64_t(out.frameTimes.size()), report.frames);
+  for (size_t i = 1; i < out.frameTimes.size(); ++i) EXPECT_GT(out.frameTimes[i], out.frameTimes[i - 1]);
+}
+
+}  // namespace
+}  // namespace stylize
