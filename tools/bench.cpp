@@ -204,13 +204,22 @@ int runBench(int argc, char** argv) {
       "Measure speed on this machine, next to PyTorch in the same run (medians; ratio < 1 = faster).\n"
       "  stylize bench optimize                 loss forward+backward at 256² and 512²\n"
       "  stylize bench transformer              transform network inference and training steps\n"
+      "  stylize bench video --dump --memory    video pipeline vs model alone vs frame dumping; peak memory\n"
       "  stylize bench optimize --python ''     ours only\n");
   // clang-format off
   options.add_options()
-      ("what", "optimize or transformer", cxxopts::value<std::string>())
+      ("what", "optimize, transformer or video", cxxopts::value<std::string>())
       ("sizes", "square image sizes", cxxopts::value<std::string>()->default_value("256,512"))
       ("repeats", "timed repetitions per size (median reported)", cxxopts::value<int>()->default_value("10"))
       ("python", "Python with torch for the comparison ('' to skip)", cxxopts::value<std::string>()->default_value("/usr/bin/python3"));
+  // clang-format on
+  // clang-format off
+  options.add_options("Video")
+      ("model", "style model (default: the bundled models/starry_night.safetensors)", cxxopts::value<std::string>())
+      ("clip", "clips to measure (default: three from ../shared/data/video)", cxxopts::value<std::vector<std::string>>())
+      ("seconds", "seconds of each clip to stylize", cxxopts::value<double>()->default_value("5"))
+      ("dump", "also time ffmpeg → PNG → stylize image → ffmpeg")
+      ("memory", "also stylize each whole clip in a child process and report its peak RSS");
   // clang-format on
   addLossOptions(options);
   addVggOptions(options);
@@ -221,7 +230,10 @@ int runBench(int argc, char** argv) {
   const std::string what = args.count("what") ? args["what"].as<std::string>() : "";
   if (what == "optimize") return benchOptimize(args);
   if (what == "transformer") return benchTransformer(args);
-  throw Error("stylize bench: say what to measure: optimize or transformer (see --help)");
+#ifdef STYLIZE_HAVE_VIDEO
+  if (what == "video") return benchVideo(args);
+#endif
+  throw Error("stylize bench: say what to measure: optimize, transformer or video (see --help)");
 }
 
 }  // namespace stylize::cli

@@ -16,6 +16,7 @@ int runTrain(int argc, char** argv);
 int runImage(int argc, char** argv);
 int runEval(int argc, char** argv);
 int runVideo(int argc, char** argv);
+int benchVideo(const cxxopts::ParseResult& args);
 
 // Loss flags shared by optimize and train: weights, layer lists, pyramid, normalisation.
 void addLossOptions(cxxopts::Options& options);

@@ -19,7 +19,7 @@ commands:
   image      stylize photos with a trained model, one forward pass each
   video      stylize a video file, audio and timing kept (FFmpeg in-process)
   eval       measure finished outputs (eval loss: perceptual loss of images)
-  bench      measure speed against PyTorch on this machine (bench optimize, bench transformer)
+  bench      measure speed against PyTorch on this machine (bench optimize, transformer, video)
 
 examples:
   stylize optimize --content photo.jpg --style starry_night.jpg -o out.png

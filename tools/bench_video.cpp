@@ -1,0 +1,143 @@
+// stylize bench video: does the pipeline hide decode and encode behind inference, how does it compare
+// with the frame-dump workflow (ffmpeg → PNG → stylize image → ffmpeg), and is its memory flat?
+#include <fcntl.h>
+#include <sys/resource.h>
+#include <sys/wait.h>
+#include <torch/torch.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <iostream>
+
+#include "data/error.h"
+#include "infer/video_pipeline.h"
+#include "tools/cli.h"
+#include "tools/commands.h"
+
+namespace fs = std::filesystem;
+
+namespace stylize::cli {
+namespace {
+
+using Clock = std::chrono::steady_clock;
+double since(Clock::time_point t) { return std::chrono::duration<double>(Clock::now() - t).count(); }
+
+std::string quote(const std::string& s) { return "'" + s + "'"; }
+
+int shell(const std::string& command) { return std::system(command.c_str()); }
+
+// Peak resident memory of `stylize video` on the whole clip, in a child process so ours does not count.
+double peakMegabytes(const std::string& clip, const std::string& model, const fs::path& output, int threads) {
+  const pid_t pid = ::fork();
+  if (pid < 0) throw Error("bench video: cannot fork");
+  if (pid == 0) {
+    const std::string t = std::to_string(threads);
+    const int devnull = ::open("/dev/null", O_WRONLY);
+    ::dup2(devnull, STDERR_FILENO);
+    ::execl("/proc/self/exe", "stylize", "video", clip.c_str(), "--model", model.c_str(), "-o", output.c_str(),
+            "--threads", t.c_str(), static_cast<char*>(nullptr));
+    ::_exit(127);
+  }
+  int status = 0;
+  struct rusage usage {};
+  ::wait4(pid, &status, 0, &usage);
+  if (!WIFEXITED(status) || WEXITSTATUS(status) != 0) throw Error("bench video: stylize video failed on " + clip);
+  return usage.ru_maxrss / 1024.0;
+}
+
+}  // namespace
+
+int benchVideo(const cxxopts::ParseResult& args) {
+  const fs::path model = args.count("model") ? fs::path(args["model"].as<std::string>())
+                                             : assetDir() / "models" / "starry_night.safetensors";
+  std::vector<std::string> clips;
+  if (args.count("clip")) {
+    clips = args["clip"].as<std::vector<std::string>>();
+  } else {
+    const fs::path shared = assetDir().parent_path() / "shared" / "data" / "video";
+    for (const char* name : {"intel_one-by-one-person_30s_768x432.mp4", "opencv_vtest_pedestrians_30s_768x576.mp4",
+                             "davis2016_parkour_854x480_24fps.mp4"})
+      clips.push_back((shared / name).string());
+  }
+  const double seconds = args["seconds"].as<double>();
+  const bool dump = args.count("dump") > 0, memory = args.count("memory") > 0;
+  av::quietLogs();
+  const torch::Device device = applyComputeOptions(args);
+  Stylizer stylizer(model, device);
+  const fs::path scratch = fs::temp_directory_path() / ("stylize-bench-video-" + std::to_string(::getpid()));
+  fs::create_directories(scratch);
+  struct Cleanup {
+    fs::path dir;
+    ~Cleanup() {
+      std::error_code ec;
+      fs::remove_all(dir, ec);
+    }
+  } cleanup{scratch};
+
+  std::cout << fmt::format("model {} ({}), first {} s of each clip, {} threads on {}\n\n", model.filename().string(),
+                           stylizer.info().value("architecture", nlohmann::json::object()).dump(), seconds,
+                           torch::get_num_threads(), device.str());
+  std::cout << "| clip | frames | model only (fps) | stylize video (fps) | ratio |"
+            << (dump ? " frame dump (fps) | speed-up |" : "") << (memory ? " peak RSS, whole clip |" : "") << "\n";
+  std::cout << "|---|---|---|---|---|" << (dump ? "---|---|" : "") << (memory ? "---|" : "") << "\n";
+  for (const auto& clip : clips) {
+    ReadOptions read;
+    read.duration = seconds;
+    // Model alone: the same frames, decoded beforehand, one forward pass each.
+    VideoDecoder decoder(clip, read);
+    std::vector<av::FramePtr> frames;
+    VideoDecoder::Item item;
+    while (decoder.next(item))
+      if (item.frame) frames.push_back(std::move(item.frame));
+    if (frames.empty()) throw Error(clip + ": no frames");
+    stylizer(framesToTensor({frames[0].get()}, device));  // warm-up: allocator, oneDNN kernels
+    double modelSeconds = 0;
+    for (const auto& f : frames) {
+      torch::Tensor x = framesToTensor({f.get()}, device);
+      const auto t0 = Clock::now();
+      torch::Tensor y = stylizer(x).cpu();
+      modelSeconds += since(t0);
+    }
+    const double modelFps = frames.size() / modelSeconds;
+
+    VideoJob job;
+    job.input = clip;
+    job.output = scratch / "pipeline.mp4";
+    job.read = read;
+    const VideoReport report = stylizeVideo(stylizer, job);
+    const double pipelineFps = report.frames / report.seconds;
+    std::string row = fmt::format("| {} | {} | {:.2f} | {:.2f} | {:.2f} |", fs::path(clip).filename().string(),
+                                  frames.size(), modelFps, pipelineFps, pipelineFps / modelFps);
+
+    if (dump) {
+      // What peers document: ffmpeg to PNGs, stylize each, ffmpeg back (audio muxed from the source).
+      const fs::path in = scratch / "in", out = scratch / "out";
+      fs::create_directories(in);
+      fs::create_directories(out);
+      const double fps = av_q2d(decoder.info().frameRate);
+      const std::string self = fs::read_symlink("/proc/self/exe").string();
+      const auto t0 = Clock::now();
+      int rc = shell("ffmpeg -v error -y -i " + quote(clip) + " -t " + std::to_string(seconds) + " " +
+                     quote((in / "%05d.png").string()));
+      rc |= shell(quote(self) + " image --model " + quote(model.string()) + " --threads " +
+                  std::to_string(torch::get_num_threads()) + " " + quote(in.string()) + "/*.png -o " +
+                  quote(out.string()) + " 2>/dev/null");
+      rc |= shell("ffmpeg -v error -y -framerate " + std::to_string(fps) + " -i " +
+                  quote((out / ("%05d_" + stylizer.name() + ".png")).string()) + " -t " + std::to_string(seconds) +
+                  " -i " + quote(clip) + " -map 0:v -map 1:a? -c:v libx264 -crf 18 -pix_fmt yuv420p -c:a copy " +
+                  quote((scratch / "dump.mp4").string()));
+      if (rc != 0) throw Error("bench video: the frame-dump workflow failed (is ffmpeg installed?)");
+      const double dumpFps = frames.size() / since(t0);
+      row += fmt::format(" {:.2f} | {:.2f}× |", dumpFps, pipelineFps / dumpFps);
+      fs::remove_all(in);
+      fs::remove_all(out);
+    }
+    if (memory)
+      row += fmt::format(" {:.0f} MB |", peakMegabytes(clip, model.string(), scratch / "whole.mp4",
+                                                        torch::get_num_threads()));
+    std::cout << row << std::endl;
+  }
+  return 0;
+}
+
+}  // namespace stylize::cli
