@@ -2,6 +2,8 @@
 
 #include <SDL2/SDL.h>
 
+#include <cstdlib>
+
 #include "data/error.h"
 
 namespace stylize {
@@ -10,6 +12,16 @@ PreviewWindow::PreviewWindow(const std::string& title, int width, int height) {
   if (SDL_InitSubSystem(SDL_INIT_VIDEO) != 0)
     throw Error(std::string("no display for the preview window: ") + SDL_GetError() +
                 " (set DISPLAY, or run without the window)");
+  // Without a display SDL falls back to its offscreen driver: a window nobody sees. Only a deliberate
+  // SDL_VIDEODRIVER (tests, headless capture) may use it.
+  const std::string driver = SDL_GetCurrentVideoDriver() ? SDL_GetCurrentVideoDriver() : "";
+  const char* chosen = std::getenv("SDL_VIDEODRIVER");
+  if ((driver == "offscreen" || driver == "dummy") && !(chosen && *chosen)) {
+    SDL_QuitSubSystem(SDL_INIT_VIDEO);
+    throw Error(
+        "no display for the preview window (DISPLAY and WAYLAND_DISPLAY are unset); run without the window, "
+        "or set SDL_VIDEODRIVER=offscreen to render headless");
+  }
   // A 4K source would open a window larger than the screen: start at most 1280 wide, the user resizes.
   const double scale = std::min(1.0, 1280.0 / std::max(width, height));
   window_ = SDL_CreateWindow(title.c_str(), SDL_WINDOWPOS_CENTERED, SDL_WINDOWPOS_CENTERED, int(width * scale),

@@ -133,8 +133,8 @@ int benchVideo(const cxxopts::ParseResult& args) {
       fs::remove_all(out);
     }
     if (memory)
-      row += fmt::format(" {:.0f} MB |", peakMegabytes(clip, model.string(), scratch / "whole.mp4",
-                                                        torch::get_num_threads()));
+      row += fmt::format(" {:.0f} MB |",
+                         peakMegabytes(clip, model.string(), scratch / "whole.mp4", torch::get_num_threads()));
     std::cout << row << std::endl;
   }
   return 0;

@@ -10,6 +10,9 @@
 #include "data/image.h"
 #include "nets/style_model.h"
 #include "tests/test_util.h"
+#ifdef STYLIZE_HAVE_VIDEO
+#include "tests/infer/video_fixture.h"
+#endif
 
 namespace stylize {
 namespace {
@@ -201,6 +204,51 @@ TEST_F(TrainCli, EvalLossIsZeroForItsOwnTargets) {
   EXPECT_GT(row(style)[1], 1e-3);
   EXPECT_NEAR(row(style)[3], row(style)[0] + row(style)[1], 1e-4 * row(style)[3]);
 }
+
+#ifdef STYLIZE_HAVE_VIDEO
+TEST(VideoCli, ErrorsNameTheFileAndCtrlCLeavesAValidShorterVideo) {
+  test::TempDir dir;
+  av::quietLogs();
+  torch::manual_seed(1);
+  TransformerNet net(TransformerConfig{16, 3});
+  saveStyleModel(dir / "m.safetensors", net, {});
+  const std::string model = " --model '" + (dir / "m.safetensors").string() + "'";
+
+  auto missing = runStylize("video '" + (dir / "nope.mp4").string() + "' -o '" + (dir / "o.mp4").string() + "'" + model,
+                            dir.path());
+  EXPECT_EQ(missing.exitCode, 1);
+  EXPECT_NE(lastLine(missing.output).find("nope.mp4: cannot open"), std::string::npos) << missing.output;
+
+  test::VideoSpec spec;
+  spec.width = 256;
+  spec.height = 192;
+  spec.framesMs = test::constantRate(600, 25);
+  spec.audio = true;
+  test::writeTestVideo(dir / "long.mp4", spec);
+  auto noFolder = runStylize(
+      "video '" + (dir / "long.mp4").string() + "' -o '" + (dir / "x" / "o.mp4").string() + "'" + model, dir.path());
+  EXPECT_EQ(noFolder.exitCode, 1);
+  EXPECT_NE(lastLine(noFolder.output).find("does not exist"), std::string::npos) << noFolder.output;
+
+  auto noDisplay =
+      runStylize("video '" + (dir / "long.mp4").string() + "' -o '" + (dir / "p.mp4").string() + "' --preview" + model,
+                 dir.path(), "env -u DISPLAY -u WAYLAND_DISPLAY");
+  EXPECT_EQ(noDisplay.exitCode, 1);
+  EXPECT_NE(lastLine(noDisplay.output).find("no display"), std::string::npos) << noDisplay.output;
+  EXPECT_FALSE(std::filesystem::exists(dir / "p.mp4"));
+
+  // 600 frames take far longer than 3 s: the interrupt lands mid-run.
+  auto interrupted = runStylize(
+      "video '" + (dir / "long.mp4").string() + "' -o '" + (dir / "short.mp4").string() + "' --threads 1" + model,
+      dir.path(), "timeout --preserve-status -s INT 3");
+  EXPECT_EQ(interrupted.exitCode, 130) << interrupted.output;
+  EXPECT_NE(interrupted.output.find("holds the first"), std::string::npos) << interrupted.output;
+  const auto contents = test::readVideoContents(dir / "short.mp4");
+  EXPECT_GT(contents.frameTimes.size(), 0u);
+  EXPECT_LT(contents.frameTimes.size(), 600u);
+  EXPECT_FALSE(contents.audioPackets.empty());
+}
+#endif
 
 }  // namespace
 }  // namespace stylize
