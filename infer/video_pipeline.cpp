@@ -134,7 +134,7 @@ VideoReport stylizeVideo(Stylizer& stylizer, const VideoJob& job, const VideoCal
       av::FramePtr frame = tensorToFrame(out[i]);
       frame->pts = batch[i].frame->pts;
       av::setFrameDuration(*frame, av::frameDuration(*batch[i].frame));
-      if (callbacks.frame && !callbacks.frame(*frame)) stopping = true;
+      if (callbacks.frame && !callbacks.frame(*batch[i].frame, *frame)) stopping = true;
       if (frame->pts != AV_NOPTS_VALUE) progress.position = frame->pts * av_q2d(info.timeBase);
       if (!stylized.push({std::move(frame), nullptr})) break;
       ++progress.frames;

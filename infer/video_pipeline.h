@@ -51,8 +51,9 @@ struct VideoReport {
 
 struct VideoCallbacks {
   std::function<void(const VideoProgress&)> progress;
-  // Sees every stylized frame on the calling thread (the preview window); returning false stops the run.
-  std::function<bool(const AVFrame& rgb)> frame;
+  // Sees every decoded frame and its stylized version on the calling thread (preview window, stills);
+  // returning false stops the run.
+  std::function<bool(const AVFrame& source, const AVFrame& stylized)> frame;
   // Set from a signal handler: finish the frames in flight and write a valid, shorter file.
   const std::atomic<bool>* stop = nullptr;
 };

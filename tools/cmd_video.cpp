@@ -6,6 +6,7 @@
 
 #include "data/error.h"
 #include "data/files.h"
+#include "data/image.h"
 #include "infer/video_pipeline.h"
 #include "tools/cli.h"
 #include "tools/commands.h"
@@ -54,7 +55,8 @@ int runVideo(int argc, char** argv) {
       ("input", "input video (anything FFmpeg reads: mp4, mkv, mov, webm, avi, gif, img%03d.png)", cxxopts::value<std::string>())
       ("o,output", "output video; the container follows the extension (.mp4 .mkv .mov .webm)", cxxopts::value<std::string>())
       ("batch", "frames per forward pass (more helps on a GPU)", cxxopts::value<int>()->default_value("1"))
-      ("preview", "show the frames in a window while encoding");
+      ("preview", "show the frames in a window while encoding")
+      ("still", "also save the middle frame as a side-by-side image (input | stylized), e.g. compare.jpg", cxxopts::value<std::string>());
   options.add_options("Output")
       ("codec", "video encoder (default: libx264, libvpx-vp9 for .webm)", cxxopts::value<std::string>())
       ("crf", "constant quality, lower is better (default: 18 for x264, 32 for VP9)", cxxopts::value<int>())
@@ -86,12 +88,16 @@ int runVideo(int argc, char** argv) {
   if (job.batch < 1 || job.batch > 256) throw Error("--batch must be 1..256");
   if (fs::path(job.input) == job.output) throw Error(job.output.string() + ": the output would overwrite the input");
   checkWritable(job.output);
+  const fs::path still = args.count("still") ? fs::path(args["still"].as<std::string>()) : fs::path();
+  if (!still.empty()) checkImageOutputPath(still);
   av::quietLogs();
 
   const torch::Device device = applyComputeOptions(args);
   Stylizer stylizer(args["model"].as<std::string>(), device, precisionFromArgs(args));
 
   VideoCallbacks callbacks;
+  int64_t framesSeen = 0, stillFrame = -1;
+  torch::Tensor stillImage;
   std::unique_ptr<ProgressBar> bar;
   const auto start = std::chrono::steady_clock::now();
   callbacks.progress = [&](const VideoProgress& p) {
@@ -99,11 +105,23 @@ int runVideo(int argc, char** argv) {
     const double elapsed = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
     bar->update(p.frames, fmt::format("{:.2f}× real time", elapsed > 0 ? p.position / elapsed : 0.0));
   };
+  // The middle frame (by the frame-count estimate) is a representative still.
+  auto keepStill = [&](const AVFrame& source, const AVFrame& stylized) {
+    // Up to the middle, so a video shorter than its estimate still yields its last frame.
+    if (still.empty() || framesSeen++ > stillFrame) return;
+    stillImage = torch::cat({framesToTensor({&source}, torch::kCPU)[0], framesToTensor({&stylized}, torch::kCPU)[0]},
+                            2);
+  };
+  if (!still.empty()) callbacks.frame = [&](const AVFrame& source, const AVFrame& rgb) {
+      keepStill(source, rgb);
+      return true;
+    };
 #ifdef STYLIZE_HAVE_SDL2
   std::unique_ptr<PreviewWindow> preview;
   if (args.count("preview")) {
     preview = std::make_unique<PreviewWindow>("stylize video: " + job.input + " (" + stylizer.name() + ")", 1280, 720);
-    callbacks.frame = [&](const AVFrame& rgb) {
+    callbacks.frame = [&](const AVFrame& source, const AVFrame& rgb) {
+      keepStill(source, rgb);
       if (!preview) return true;
       preview->show(rgb.data[0], rgb.width, rgb.height, rgb.linesize[0]);
       if (!preview->poll()) {
@@ -117,10 +135,19 @@ int runVideo(int argc, char** argv) {
   if (args.count("preview")) throw Error("--preview: this build has no SDL2 (install libsdl2-dev and rebuild)");
 #endif
 
+  {
+    ReadOptions probe = job.read;
+    const VideoInfo info = VideoDecoder(job.input, probe).info();
+    stillFrame = info.frames > 0 ? info.frames / 2 : 0;
+  }
   StopSignal stop;
   callbacks.stop = &stop.flag();
   const VideoReport report = stylizeVideo(stylizer, job, callbacks);
   if (bar) bar->finish();
+  if (stillImage.defined()) {
+    saveImage(still, stillImage);
+    std::cerr << "stylize: side-by-side still → " << still.string() << "\n";
+  }
   std::cerr << fmt::format(
       "stylize: {} → {}: {} frames {}x{} ({}, stylized at {}x{}) in {}, {:.2f} fps (model alone {:.2f} fps)\n",
       job.input, job.output.string(), report.frames, report.width, report.height, report.codec, report.inferenceWidth,

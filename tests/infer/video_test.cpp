@@ -88,7 +88,7 @@ TEST_F(VideoTest, FramesMatchTheStylizerOnTheDecodedInput) {
   job.write.crf = 0;  // lossless x264: what is left is RGB↔YUV rounding
   std::vector<torch::Tensor> shown;
   VideoCallbacks callbacks;
-  callbacks.frame = [&](const AVFrame& rgb) {
+  callbacks.frame = [&](const AVFrame&, const AVFrame& rgb) {
     shown.push_back(framesToTensor({&rgb}, torch::kCPU)[0]);
     return true;
   };
