@@ -18,7 +18,9 @@ using Clock = std::chrono::steady_clock;
 
 double secondsSince(Clock::time_point t) { return std::chrono::duration<double>(Clock::now() - t).count(); }
 
-torch::Tensor resizeBatch(const torch::Tensor& images, int height, int width) {
+}  // namespace
+
+torch::Tensor resizeFrames(const torch::Tensor& images, int height, int width) {
   if (images.size(2) == height && images.size(3) == width) return images;
   namespace F = torch::nn::functional;
   // Antialiased bilinear: no aliasing when shrinking 4K to 720p, smooth when scaling the result back.
@@ -29,8 +31,6 @@ torch::Tensor resizeBatch(const torch::Tensor& images, int height, int width) {
                                     .antialias(true))
       .clamp_(0, 1);
 }
-
-}  // namespace
 
 torch::Tensor framesToTensor(const std::vector<const AVFrame*>& frames, const torch::Device& device) {
   std::vector<torch::Tensor> items;
@@ -127,8 +127,8 @@ VideoReport stylizeVideo(Stylizer& stylizer, const VideoJob& job, const VideoCal
     std::vector<const AVFrame*> frames;
     for (const auto& item : batch) frames.push_back(item.frame.get());
     const auto t0 = Clock::now();
-    torch::Tensor images = resizeBatch(framesToTensor(frames, stylizer.device()), processHeight, processWidth);
-    torch::Tensor out = resizeBatch(stylizer(images, job.stylize), info.height, info.width).cpu();
+    torch::Tensor images = resizeFrames(framesToTensor(frames, stylizer.device()), processHeight, processWidth);
+    torch::Tensor out = resizeFrames(stylizer(images, job.stylize), info.height, info.width).cpu();
     report.inferenceSeconds += secondsSince(t0);
     for (size_t i = 0; i < batch.size(); ++i) {
       av::FramePtr frame = tensorToFrame(out[i]);

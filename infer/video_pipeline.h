@@ -18,6 +18,9 @@ namespace stylize {
 torch::Tensor framesToTensor(const std::vector<const AVFrame*>& frames, const torch::Device& device);
 av::FramePtr tensorToFrame(const torch::Tensor& image);  // [3, H, W] → RGB24, any device
 
+// [N, 3, H, W] to another size: antialiased bilinear (no aliasing shrinking 4K, smooth scaling back).
+torch::Tensor resizeFrames(const torch::Tensor& images, int height, int width);
+
 // The inference size for a frame: `size` sets the long side (0 = as is); `maxSize` only ever shrinks.
 // Rounded to even numbers.
 std::pair<int, int> processingSize(int width, int height, int size, int maxSize);

@@ -25,10 +25,17 @@ StylizeOptions stylizeOptionsFromArgs(const cxxopts::ParseResult& args) {
   return o;
 }
 
+std::string singleModel(const cxxopts::ParseResult& args, const std::string& command) {
+  if (!args.count("model")) throw Error(command + ": --model is required (see --help)");
+  const auto models = args["model"].as<std::vector<std::string>>();
+  if (models.size() != 1) throw Error(command + ": give one --model (stylize live takes several)");
+  return models.front();
+}
+
 void addStylizeOptions(cxxopts::Options& options) {
   // clang-format off
   options.add_options("Stylization")
-      ("m,model", "style model (.safetensors from stylize train)", cxxopts::value<std::string>())
+      ("m,model", "style model (.safetensors from stylize train)", cxxopts::value<std::vector<std::string>>())
       ("strength", "blend with the input: 0 = original, 1 = fully stylized", cxxopts::value<double>()->default_value("1"))
       ("preserve-colors", "keep the input's colours (luminance-only stylization)")
       ("fp16", "half precision (CUDA only)");
@@ -51,7 +58,7 @@ int runImage(int argc, char** argv) {
   options.parse_positional({"inputs"});
   options.positional_help("INPUT...");
   auto args = parse(options, argc, argv);
-  if (!args.count("model")) throw Error("stylize image: --model is required (see --help)");
+  const std::string model = singleModel(args, "stylize image");
   if (!args.count("inputs")) throw Error("stylize image: no input images (see --help)");
   if (!args.count("output")) throw Error("stylize image: -o/--output is required (see --help)");
   const auto inputs = args["inputs"].as<std::vector<std::string>>();
@@ -71,7 +78,7 @@ int runImage(int argc, char** argv) {
   }
 
   const torch::Device device = applyComputeOptions(args);
-  Stylizer stylizer(args["model"].as<std::string>(), device, precisionFromArgs(args));
+  Stylizer stylizer(model, device, precisionFromArgs(args));
   int failures = 0;
   for (const auto& input : inputs) {
     const fs::path target =

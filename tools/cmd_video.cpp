@@ -69,7 +69,7 @@ int runVideo(int argc, char** argv) {
   options.parse_positional({"input"});
   options.positional_help("INPUT");
   auto args = parse(options, argc, argv);
-  if (!args.count("model")) throw Error("stylize video: --model is required (see --help)");
+  const std::string model = singleModel(args, "stylize video");
   if (!args.count("input")) throw Error("stylize video: no input video (see --help)");
   if (!args.count("output")) throw Error("stylize video: -o/--output is required (see --help)");
 
@@ -93,7 +93,7 @@ int runVideo(int argc, char** argv) {
   av::quietLogs();
 
   const torch::Device device = applyComputeOptions(args);
-  Stylizer stylizer(args["model"].as<std::string>(), device, precisionFromArgs(args));
+  Stylizer stylizer(model, device, precisionFromArgs(args));
 
   VideoCallbacks callbacks;
   int64_t framesSeen = 0, stillFrame = -1;
@@ -109,10 +109,11 @@ int runVideo(int argc, char** argv) {
   auto keepStill = [&](const AVFrame& source, const AVFrame& stylized) {
     // Up to the middle, so a video shorter than its estimate still yields its last frame.
     if (still.empty() || framesSeen++ > stillFrame) return;
-    stillImage = torch::cat({framesToTensor({&source}, torch::kCPU)[0], framesToTensor({&stylized}, torch::kCPU)[0]},
-                            2);
+    stillImage =
+        torch::cat({framesToTensor({&source}, torch::kCPU)[0], framesToTensor({&stylized}, torch::kCPU)[0]}, 2);
   };
-  if (!still.empty()) callbacks.frame = [&](const AVFrame& source, const AVFrame& rgb) {
+  if (!still.empty())
+    callbacks.frame = [&](const AVFrame& source, const AVFrame& rgb) {
       keepStill(source, rgb);
       return true;
     };

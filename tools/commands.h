@@ -6,6 +6,9 @@
 #include <vector>
 
 #include "infer/stylizer.h"
+#ifdef STYLIZE_HAVE_VIDEO
+#include "infer/video_decoder.h"
+#endif
 #include "train/perceptual_loss.h"
 
 namespace stylize::cli {
@@ -16,6 +19,12 @@ int runTrain(int argc, char** argv);
 int runImage(int argc, char** argv);
 int runEval(int argc, char** argv);
 int runVideo(int argc, char** argv);
+int runLive(int argc, char** argv);
+#ifdef STYLIZE_HAVE_VIDEO
+// --size, --max-size, --start, --duration: shared by video and live.
+void addVideoInputOptions(cxxopts::Options& options);
+ReadOptions readOptionsFromArgs(const cxxopts::ParseResult& args);
+#endif
 int benchVideo(const cxxopts::ParseResult& args);
 
 // Loss flags shared by optimize and train: weights, layer lists, pyramid, normalisation.
@@ -34,6 +43,7 @@ StyleImages loadStyleImages(const std::vector<std::string>& specs, int64_t longS
 
 // --model, --strength, --preserve-colors, --fp16: shared by image, video and live.
 void addStylizeOptions(cxxopts::Options& options);
+std::string singleModel(const cxxopts::ParseResult& args, const std::string& command);
 StylizeOptions stylizeOptionsFromArgs(const cxxopts::ParseResult& args);
 Precision precisionFromArgs(const cxxopts::ParseResult& args);
 

@@ -18,6 +18,7 @@ commands:
   train      train a feed-forward style model on a folder of photos (Johnson et al.)
   image      stylize photos with a trained model, one forward pass each
   video      stylize a video file, audio and timing kept (FFmpeg in-process)
+  live       stylize a webcam or video live in a window, switch styles with keys
   eval       measure finished outputs (eval loss: perceptual loss of images)
   bench      measure speed against PyTorch on this machine (bench optimize, transformer, video)
 
@@ -26,6 +27,7 @@ examples:
   stylize train --style starry_night.jpg --dataset photos/ -o starry.safetensors
   stylize image --model starry.safetensors photo.jpg -o out.jpg
   stylize video input.mp4 --model starry.safetensors -o output.mp4
+  stylize live --camera /dev/video0 --model starry.safetensors --model wave.safetensors
   stylize eval loss --content photo.jpg --style starry_night.jpg --image out.jpg
   stylize bench optimize
 )";
@@ -47,6 +49,9 @@ int main(int argc, char** argv) {
     if (command == "image") return stylize::cli::runImage(argc - 1, argv + 1);
 #ifdef STYLIZE_HAVE_VIDEO
     if (command == "video") return stylize::cli::runVideo(argc - 1, argv + 1);
+#ifdef STYLIZE_HAVE_SDL2
+    if (command == "live") return stylize::cli::runLive(argc - 1, argv + 1);
+#endif
 #endif
     if (command == "eval") return stylize::cli::runEval(argc - 1, argv + 1);
     if (command == "bench") return stylize::cli::runBench(argc - 1, argv + 1);

@@ -23,6 +23,7 @@ struct VideoSpec {
   bool audio = false;             // one second of AAC: a 440 Hz tone
   bool video = true;
   double rotation = 0;
+  bool still = false;  // every frame the same picture
 };
 
 inline std::vector<int64_t> constantRate(int frames, double fps) {
@@ -87,7 +88,8 @@ inline void writeTestVideo(const std::filesystem::path& path, const VideoSpec& s
       av::FramePtr frame = av::allocFrame(AV_PIX_FMT_YUV420P, spec.width, spec.height);
       for (int y = 0; y < spec.height; ++y)
         for (int x = 0; x < spec.width; ++x)
-          frame->data[0][y * frame->linesize[0] + x] = uint8_t(16 + (x * 3 + y * 2 + int(i) * 7) % 220);
+          frame->data[0][y * frame->linesize[0] + x] =
+              uint8_t(16 + (x * 3 + y * 2 + (spec.still ? 0 : int(i) * 7)) % 220);
       for (int p = 1; p < 3; ++p)
         for (int y = 0; y < (spec.height + 1) / 2; ++y)
           for (int x = 0; x < (spec.width + 1) / 2; ++x)

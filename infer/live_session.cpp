@@ -1,0 +1,310 @@
+#include "infer/live_session.h"
+
+#include <SDL2/SDL.h>
+#include <torch/torch.h>
+
+#include <cmath>
+
+#include "data/error.h"
+#include "data/image.h"
+#include "infer/overlay_text.h"
+#include "infer/video_pipeline.h"
+
+namespace stylize {
+
+namespace {
+
+using Clock = std::chrono::steady_clock;
+
+// [H, W, 3] uint8 copy of an RGB24 frame.
+torch::Tensor frameBytes(const AVFrame& frame) {
+  return torch::from_blob(frame.data[0], {frame.height, frame.width, 3}, {frame.linesize[0], 3, 1}, torch::kUInt8)
+      .clone();
+}
+
+const char* viewName(LiveView view) {
+  switch (view) {
+    case LiveView::kOriginal:
+      return "original";
+    case LiveView::kSideBySide:
+      return "side by side";
+    default:
+      return "stylized";
+  }
+}
+
+}  // namespace
+
+LiveSession::LiveSession(LiveOptions options) : options_(std::move(options)) {
+  if (options_.models.empty()) throw Error("stylize live: at least one --model is needed");
+  if (options_.models.size() > 9) throw Error("stylize live: at most 9 models (keys 1-9)");
+  for (const auto& path : options_.models) {
+    stylizers_.push_back(std::make_unique<Stylizer>(path, options_.device, options_.precision));
+    names_.push_back(stylizers_.back()->name());
+  }
+  strength_ = options_.stylize.strength;
+  options_.read.lowDelay = true;
+  try {
+    source_ = std::make_unique<VideoDecoder>(options_.input, options_.read);
+  } catch (const Error& e) {
+    const std::string what = e.what();
+    if (options_.camera && what.find("busy") != std::string::npos)
+      throw Error(what + " (another program is using the camera)");
+    throw;
+  }
+  const VideoInfo& info = source_->info();
+  window_ = std::make_unique<PreviewWindow>("stylize live: " + options_.input, info.width, info.height);
+  capture_ = std::thread([this] { captureLoop(); });
+  inference_ = std::thread([this] { inferenceLoop(); });
+}
+
+LiveSession::~LiveSession() {
+  {
+    std::lock_guard lock(mutex_);
+    quitting_ = true;
+  }
+  captured_.notify_all();
+  stylized_.notify_all();
+  if (capture_.joinable()) capture_.join();
+  if (inference_.joinable()) inference_.join();
+}
+
+void LiveSession::captureLoop() {
+  auto playStart = Clock::now();
+  int64_t firstPts = AV_NOPTS_VALUE, sequence = 0;
+  auto quitting = [&] {
+    std::lock_guard lock(mutex_);
+    return quitting_;
+  };
+  auto setStatus = [&](const std::string& s) {
+    std::lock_guard lock(mutex_);
+    status_ = s;
+  };
+  while (!quitting()) {
+    if (!source_) {  // the camera went away: keep the window, try again every second
+      setStatus("camera lost - retrying");
+      for (int i = 0; i < 20 && !quitting(); ++i) std::this_thread::sleep_for(std::chrono::milliseconds(50));
+      try {
+        source_ = std::make_unique<VideoDecoder>(options_.input, options_.read);
+        setStatus("");
+      } catch (const Error&) {
+      }
+      continue;
+    }
+    VideoDecoder::Item item;
+    bool got = false;
+    try {
+      got = source_->next(item);
+    } catch (const Error&) {
+      got = false;
+    }
+    if (!got) {
+      if (options_.camera) {
+        source_.reset();
+        continue;
+      }
+      if (options_.loop && source_->rewind()) {
+        playStart = Clock::now();
+        firstPts = AV_NOPTS_VALUE;
+        continue;
+      }
+      std::lock_guard lock(mutex_);
+      sourceEnded_ = true;
+      captured_.notify_all();
+      stylized_.notify_all();
+      return;
+    }
+    if (!item.frame) continue;  // audio: not played
+    if (!options_.camera && item.frame->pts != AV_NOPTS_VALUE) {
+      // Files play in real time, as a camera would deliver them.
+      if (firstPts == AV_NOPTS_VALUE) firstPts = item.frame->pts;
+      const auto due = playStart + std::chrono::microseconds(av_rescale_q(item.frame->pts - firstPts,
+                                                                          source_->info().timeBase, AV_TIME_BASE_Q));
+      while (Clock::now() < due && !quitting())
+        std::this_thread::sleep_for(std::min<Clock::duration>(due - Clock::now(), std::chrono::milliseconds(20)));
+    }
+    std::lock_guard lock(mutex_);
+    latest_.frame = std::move(item.frame);  // an unconsumed older frame is dropped here: never queue lag
+    latest_.at = Clock::now();
+    latest_.sequence = ++sequence;
+    captured_.notify_one();
+  }
+}
+
+void LiveSession::inferenceLoop() {
+  int64_t done = 0;
+  double meanMs = 0;
+  for (;;) {
+    av::FramePtr frame;
+    Clock::time_point capturedAt;
+    int64_t sequence;
+    size_t model;
+    double strength, scale;
+    {
+      std::unique_lock lock(mutex_);
+      captured_.wait(lock, [&] { return quitting_ || latest_.sequence > done || sourceEnded_; });
+      if (quitting_ || latest_.sequence <= done || !latest_.frame) return;
+      frame = std::move(latest_.frame);
+      capturedAt = latest_.at;
+      sequence = latest_.sequence;
+      model = model_;
+      strength = strength_;
+      scale = scale_;
+    }
+    try {
+      auto [width, height] = processingSize(frame->width, frame->height, options_.size, 0);
+      width = std::max(16, int(std::lround(width * scale)));
+      height = std::max(16, int(std::lround(height * scale)));
+      const auto t0 = Clock::now();
+      const torch::Tensor input = framesToTensor({frame.get()}, stylizers_[model]->device());
+      StylizeOptions o = options_.stylize;
+      o.strength = strength;
+      torch::Tensor out =
+          resizeFrames((*stylizers_[model])(resizeFrames(input, height, width), o), frame->height, frame->width);
+      out = out[0].mul(255).round_().clamp_(0, 255).to(torch::kUInt8).permute({1, 2, 0}).contiguous().cpu();
+      const double ms = std::chrono::duration<double, std::milli>(Clock::now() - t0).count();
+      meanMs = meanMs == 0 ? ms : 0.7 * meanMs + 0.3 * ms;
+      std::lock_guard lock(mutex_);
+      if (options_.targetFps > 0) {
+        // Shrink fast when too slow, grow back slowly: a steady rate matters more than the last pixel.
+        const double budget = 1000.0 / options_.targetFps;
+        if (meanMs > budget * 1.05)
+          scale_ = std::max(0.2, scale_ * std::max(0.8, std::sqrt(budget / meanMs)));
+        else if (meanMs < budget * 0.75)
+          scale_ = std::min(1.0, scale_ * 1.05);
+      }
+      result_ = {frameBytes(*frame), out, capturedAt, sequence, ms, width, height};
+    } catch (const std::exception& e) {
+      std::lock_guard lock(mutex_);
+      status_ = std::string("error: ") + e.what();
+      sourceEnded_ = true;
+    }
+    stylized_.notify_all();
+    done = sequence;
+  }
+}
+
+void LiveSession::handleKey(int key) {
+  std::lock_guard lock(mutex_);
+  if (key >= SDLK_1 && key <= SDLK_9) {
+    const size_t index = size_t(key - SDLK_1);
+    if (index < stylizers_.size()) model_ = index;
+  } else if (key == SDLK_PLUS || key == SDLK_EQUALS || key == SDLK_KP_PLUS) {
+    strength_ = std::min(1.0, std::round(strength_ * 10 + 1) / 10);
+  } else if (key == SDLK_MINUS || key == SDLK_KP_MINUS) {
+    strength_ = std::max(0.0, std::round(strength_ * 10 - 1) / 10);
+  } else if (key == SDLK_v) {
+    view_ = view_ == LiveView::kStylized   ? LiveView::kOriginal
+            : view_ == LiveView::kOriginal ? LiveView::kSideBySide
+                                           : LiveView::kStylized;
+  } else if (key == SDLK_o) {
+    options_.overlay = !options_.overlay;
+  } else if (key == SDLK_s && screen_.defined()) {
+    const auto path = options_.screenshotDir / ("stylize_live_" + std::to_string(++screenshots_) + ".png");
+    saveImage(path, screen_.permute({2, 0, 1}).to(torch::kFloat32).div(255));
+  }
+}
+
+void LiveSession::compose(const Result& r) {
+  LiveView view;
+  size_t model;
+  double strength;
+  std::string status;
+  {
+    std::lock_guard lock(mutex_);
+    view = view_;
+    model = model_;
+    strength = strength_;
+    status = status_;
+  }
+  screen_ = view == LiveView::kOriginal   ? r.source.clone()
+            : view == LiveView::kStylized ? r.stylized.clone()
+                                          : torch::cat({r.source, r.stylized}, 1).contiguous();
+  if (!options_.overlay) return;
+  const int width = int(screen_.size(1)), height = int(screen_.size(0)), pitch = width * 3;
+  const int scale = std::max(1, std::min(width / 2, height) / 200);
+  uint8_t* pixels = screen_.data_ptr<uint8_t>();
+  const LiveStats s = stats();
+  char line[160];
+  std::snprintf(line, sizeof line, "%.1f fps  latency %.0f ms  %dx%d", s.fps, s.latencyMs, r.width, r.height);
+  drawText(pixels, width, height, pitch, 4 * scale, 4 * scale, line, scale);
+  std::snprintf(line, sizeof line, "%zu/%zu %s  strength %.0f%%  %s", model + 1, names_.size(), names_[model].c_str(),
+                strength * 100, viewName(view));
+  drawText(pixels, width, height, pitch, 4 * scale, 14 * scale, line, scale);
+  if (!status.empty()) drawText(pixels, width, height, pitch, 4 * scale, 24 * scale, status, scale);
+}
+
+bool LiveSession::step() {
+  if (finished_) return false;
+  std::vector<int> keys;
+  if (!window_->poll(&keys)) return !(finished_ = true);
+  for (int key : keys) handleKey(key);
+  Result fresh;
+  bool ended = false;
+  std::string error;
+  {
+    std::unique_lock lock(mutex_);
+    stylized_.wait_for(lock, std::chrono::milliseconds(15),
+                       [&] { return result_.sequence > shownSequence_ || sourceEnded_ || quitting_; });
+    if (result_.sequence > shownSequence_) {
+      fresh = result_;
+      shownSequence_ = result_.sequence;
+    }
+    ended = sourceEnded_ && latest_.sequence <= result_.sequence && !fresh.source.defined();
+    if (sourceEnded_ && status_.rfind("error: ", 0) == 0) error = status_.substr(7);
+  }
+  if (!error.empty()) throw Error(error);
+  if (fresh.source.defined()) {
+    const auto now = Clock::now();
+    ++frames_;
+    const double ms = std::chrono::duration<double, std::milli>(now - fresh.capturedAt).count();
+    latencyMs_ = latencyMs_ == 0 ? ms : 0.8 * latencyMs_ + 0.2 * ms;
+    shownAt_.push_back(now);
+    if (shownAt_.size() > 30) shownAt_.erase(shownAt_.begin());
+    inferenceWidth_ = fresh.width;
+    inferenceHeight_ = fresh.height;
+    shown_ = fresh;
+    compose(shown_);
+    if (frames_ == options_.screenshotAt && !options_.screenshotPath.empty()) saveScreenshot(options_.screenshotPath);
+    if (options_.frames > 0 && frames_ >= options_.frames) finished_ = true;
+  } else if (!keys.empty() && shown_.source.defined()) {
+    compose(shown_);  // a key changed the view or overlay of a paused picture
+  }
+  if (screen_.defined())
+    window_->show(screen_.data_ptr<uint8_t>(), int(screen_.size(1)), int(screen_.size(0)), int(screen_.size(1)) * 3);
+  if (ended) finished_ = true;
+  return !finished_;
+}
+
+void LiveSession::run(const std::atomic<bool>* stop) {
+  while (!(stop && stop->load()) && step()) {
+  }
+}
+
+LiveStats LiveSession::stats() const {
+  LiveStats s;
+  s.frames = frames_;
+  if (shownAt_.size() >= 2)
+    s.fps = (shownAt_.size() - 1) / std::chrono::duration<double>(shownAt_.back() - shownAt_.front()).count();
+  s.latencyMs = latencyMs_;
+  s.inferenceWidth = inferenceWidth_;
+  s.inferenceHeight = inferenceHeight_;
+  std::lock_guard lock(mutex_);
+  s.model = model_;
+  s.view = view_;
+  s.strength = strength_;
+  s.status = status_;
+  return s;
+}
+
+torch::Tensor LiveSession::screen() const {
+  if (!screen_.defined()) return {};
+  return screen_.permute({2, 0, 1}).to(torch::kFloat32).div(255);
+}
+
+void LiveSession::saveScreenshot(const std::filesystem::path& path) const {
+  if (!screen_.defined()) throw Error(path.string() + ": nothing on screen yet");
+  saveImage(path, screen());
+}
+
+}  // namespace stylize
