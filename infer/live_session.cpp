@@ -115,7 +115,7 @@ void LiveSession::captureLoop() {
       return;
     }
     if (!item.frame) continue;  // audio: not played
-    if (!options_.camera && item.frame->pts != AV_NOPTS_VALUE) {
+    if (!options_.camera && options_.realTime && item.frame->pts != AV_NOPTS_VALUE) {
       // Files play in real time, as a camera would deliver them.
       if (firstPts == AV_NOPTS_VALUE) firstPts = item.frame->pts;
       const auto due = playStart + std::chrono::microseconds(av_rescale_q(item.frame->pts - firstPts,

@@ -21,10 +21,11 @@ namespace stylize {
 enum class LiveView { kStylized, kOriginal, kSideBySide };
 
 struct LiveOptions {
-  std::string input;    // file, stream URL or camera device
-  ReadOptions read;     // for cameras: format "v4l2", video_size, framerate
-  bool camera = false;  // a device: paced by itself, reopened when unplugged
-  bool loop = false;    // files: start over at the end
+  std::string input;     // file, stream URL or camera device
+  ReadOptions read;      // for cameras: format "v4l2", video_size, framerate
+  bool camera = false;   // a device: paced by itself, reopened when unplugged
+  bool loop = false;     // files: start over at the end
+  bool realTime = true;  // files: play at their frame rate (false: as fast as they decode, for benchmarks)
   std::vector<std::filesystem::path> models;
   torch::Device device = torch::kCPU;
   Precision precision = Precision::kFloat32;

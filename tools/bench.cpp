@@ -205,19 +205,21 @@ int runBench(int argc, char** argv) {
       "  stylize bench optimize                 loss forward+backward at 256² and 512²\n"
       "  stylize bench transformer              transform network inference and training steps\n"
       "  stylize bench video --dump --memory    video pipeline vs model alone vs frame dumping; peak memory\n"
+      "  stylize bench live                     live fps and latency at 640×480, headless\n"
       "  stylize bench optimize --python ''     ours only\n");
   // clang-format off
   options.add_options()
-      ("what", "optimize, transformer or video", cxxopts::value<std::string>())
+      ("what", "optimize, transformer, video or live", cxxopts::value<std::string>())
       ("sizes", "square image sizes", cxxopts::value<std::string>()->default_value("256,512"))
       ("repeats", "timed repetitions per size (median reported)", cxxopts::value<int>()->default_value("10"))
       ("python", "Python with torch for the comparison ('' to skip)", cxxopts::value<std::string>()->default_value("/usr/bin/python3"));
   // clang-format on
   // clang-format off
   options.add_options("Video")
-      ("model", "style model (default: the bundled models/starry_night.safetensors)", cxxopts::value<std::string>())
+      ("model", "style models (default: the bundled models/*.safetensors)", cxxopts::value<std::vector<std::string>>())
       ("clip", "clips to measure (default: three from ../shared/data/video)", cxxopts::value<std::vector<std::string>>())
       ("seconds", "seconds of each clip to stylize", cxxopts::value<double>()->default_value("5"))
+      ("frames", "bench live: frames per measurement", cxxopts::value<int64_t>()->default_value("60"))
       ("dump", "also time ffmpeg → PNG → stylize image → ffmpeg")
       ("memory", "also stylize each whole clip in a child process and report its peak RSS");
   // clang-format on
@@ -232,8 +234,11 @@ int runBench(int argc, char** argv) {
   if (what == "transformer") return benchTransformer(args);
 #ifdef STYLIZE_HAVE_VIDEO
   if (what == "video") return benchVideo(args);
+#ifdef STYLIZE_HAVE_SDL2
+  if (what == "live") return benchLive(args);
 #endif
-  throw Error("stylize bench: say what to measure: optimize, transformer or video (see --help)");
+#endif
+  throw Error("stylize bench: say what to measure: optimize, transformer, video or live (see --help)");
 }
 
 }  // namespace stylize::cli

@@ -11,6 +11,9 @@
 
 #include "data/error.h"
 #include "infer/video_pipeline.h"
+#ifdef STYLIZE_HAVE_SDL2
+#include "infer/live_session.h"
+#endif
 #include "tools/cli.h"
 #include "tools/commands.h"
 
@@ -47,17 +50,35 @@ double peakMegabytes(const std::string& clip, const std::string& model, const fs
 
 }  // namespace
 
+namespace {
+
+std::vector<fs::path> benchModels(const cxxopts::ParseResult& args) {
+  std::vector<fs::path> models;
+  if (args.count("model")) {
+    for (const auto& m : args["model"].as<std::vector<std::string>>()) models.emplace_back(m);
+    return models;
+  }
+  std::error_code ec;
+  for (const auto& entry : fs::directory_iterator(assetDir() / "models", ec))
+    if (entry.path().extension() == ".safetensors") models.push_back(entry.path());
+  std::sort(models.begin(), models.end());
+  if (models.empty()) throw Error("bench: no models in " + (assetDir() / "models").string() + "; pass --model");
+  return models;
+}
+
+fs::path sharedClip(const std::string& name) { return assetDir().parent_path() / "shared" / "data" / "video" / name; }
+
+}  // namespace
+
 int benchVideo(const cxxopts::ParseResult& args) {
-  const fs::path model = args.count("model") ? fs::path(args["model"].as<std::string>())
-                                             : assetDir() / "models" / "starry_night.safetensors";
+  const fs::path model = benchModels(args).front();
   std::vector<std::string> clips;
   if (args.count("clip")) {
     clips = args["clip"].as<std::vector<std::string>>();
   } else {
-    const fs::path shared = assetDir().parent_path() / "shared" / "data" / "video";
     for (const char* name : {"intel_one-by-one-person_30s_768x432.mp4", "opencv_vtest_pedestrians_30s_768x576.mp4",
                              "davis2016_parkour_854x480_24fps.mp4"})
-      clips.push_back((shared / name).string());
+      clips.push_back(sharedClip(name).string());
   }
   const double seconds = args["seconds"].as<double>();
   const bool dump = args.count("dump") > 0, memory = args.count("memory") > 0;
@@ -139,5 +160,49 @@ int benchVideo(const cxxopts::ParseResult& args) {
   }
   return 0;
 }
+
+#ifdef STYLIZE_HAVE_SDL2
+int benchLive(const cxxopts::ParseResult& args) {
+  // A 4:3 clip at --size 640 is exactly a 640×480 camera; decoded as fast as it goes, so the model, not
+  // the clip's 10 fps, sets the rate.
+  const std::string clip = args.count("clip") ? args["clip"].as<std::vector<std::string>>().front()
+                                              : sharedClip("opencv_vtest_pedestrians_30s_768x576.mp4").string();
+  ::setenv("SDL_VIDEODRIVER", "offscreen", 0);
+  av::quietLogs();
+  const torch::Device device = applyComputeOptions(args);
+  const int64_t frames = args["frames"].as<int64_t>();
+  std::cout << fmt::format("{} at 640 px long side, {} frames each (after 10 warm-up), {} threads on {}\n\n", clip,
+                           frames, torch::get_num_threads(), device.str());
+  std::cout
+      << "| model | architecture | --target-fps | stylized at | fps | latency (ms) |\n|---|---|---|---|---|---|\n";
+  for (const auto& model : benchModels(args)) {
+    for (const double target : {0.0, 15.0}) {
+      LiveOptions o;
+      o.input = clip;
+      o.loop = true;
+      o.realTime = false;
+      o.models = {model};
+      o.device = device;
+      o.size = 640;
+      o.targetFps = target;
+      LiveSession session(o);
+      for (int i = 0; i < 100000 && session.stats().frames < 10; ++i) session.step();
+      const auto t0 = Clock::now();
+      const int64_t start = session.stats().frames;
+      std::vector<double> latencies;
+      while (session.stats().frames < start + frames && session.step()) latencies.push_back(session.stats().latencyMs);
+      const LiveStats s = session.stats();
+      const double fps = (s.frames - start) / since(t0);
+      std::sort(latencies.begin(), latencies.end());
+      std::cout << fmt::format(
+          "| {} | {} | {} | {}x{} | {:.1f} | {:.0f} |\n", model.filename().string(),
+          Stylizer(model, torch::kCPU).info().value("architecture", nlohmann::json::object()).dump(),
+          target > 0 ? fmt::format("{:.0f}", target) : "off", s.inferenceWidth, s.inferenceHeight, fps,
+          latencies.empty() ? 0.0 : latencies[latencies.size() / 2]);
+    }
+  }
+  return 0;
+}
+#endif
 
 }  // namespace stylize::cli

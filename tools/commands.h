@@ -26,6 +26,7 @@ void addVideoInputOptions(cxxopts::Options& options);
 ReadOptions readOptionsFromArgs(const cxxopts::ParseResult& args);
 #endif
 int benchVideo(const cxxopts::ParseResult& args);
+int benchLive(const cxxopts::ParseResult& args);
 
 // Loss flags shared by optimize and train: weights, layer lists, pyramid, normalisation.
 void addLossOptions(cxxopts::Options& options);
