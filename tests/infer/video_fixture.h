@@ -23,7 +23,9 @@ struct VideoSpec {
   bool audio = false;             // one second of AAC: a 440 Hz tone
   bool video = true;
   double rotation = 0;
-  bool still = false;  // every frame the same picture
+  bool still = false;     // every frame the same picture
+  int motionX = 0;        // else: a texture that moves this many pixels right per frame (exact flow)
+  bool lossless = false;  // FFV1 (in .mkv) instead of MPEG-4: decoded frames are exactly what was written
 };
 
 inline std::vector<int64_t> constantRate(int frames, double fps) {
@@ -45,7 +47,7 @@ inline void drainTo(AVFormatContext* out, AVCodecContext* codec, AVStream* strea
 }
 }  // namespace detail
 
-// MPEG-4 Part 2 video (no B-frames: timestamps stay exactly as given) with a moving gradient.
+// MPEG-4 Part 2 (or FFV1) video, no B-frames, so timestamps stay exactly as given.
 inline void writeTestVideo(const std::filesystem::path& path, const VideoSpec& spec) {
   AVFormatContext* raw = nullptr;
   av::check(avformat_alloc_output_context2(&raw, nullptr, nullptr, path.c_str()), "test video");
@@ -53,7 +55,7 @@ inline void writeTestVideo(const std::filesystem::path& path, const VideoSpec& s
   av::CodecContextPtr video, audio;
   AVStream *videoStream = nullptr, *audioStream = nullptr;
   if (spec.video) {
-    const AVCodec* codec = avcodec_find_encoder(AV_CODEC_ID_MPEG4);
+    const AVCodec* codec = avcodec_find_encoder(spec.lossless ? AV_CODEC_ID_FFV1 : AV_CODEC_ID_MPEG4);
     video.reset(avcodec_alloc_context3(codec));
     video->width = spec.width;
     video->height = spec.height;
@@ -87,13 +89,18 @@ inline void writeTestVideo(const std::filesystem::path& path, const VideoSpec& s
     for (size_t i = 0; i < spec.framesMs.size(); ++i) {
       av::FramePtr frame = av::allocFrame(AV_PIX_FMT_YUV420P, spec.width, spec.height);
       for (int y = 0; y < spec.height; ++y)
-        for (int x = 0; x < spec.width; ++x)
+        for (int x = 0; x < spec.width; ++x) {
+          const double u = x - double(i) * spec.motionX;
           frame->data[0][y * frame->linesize[0] + x] =
-              uint8_t(16 + (x * 3 + y * 2 + (spec.still ? 0 : int(i) * 7)) % 220);
+              spec.motionX ? uint8_t(128 + 50 * std::sin(u * 0.31) * std::cos(y * 0.23) + 40 * std::sin((u + y) * 0.09))
+                           : uint8_t(16 + (x * 3 + y * 2 + (spec.still ? 0 : int(i) * 7)) % 220);
+        }
       for (int p = 1; p < 3; ++p)
         for (int y = 0; y < (spec.height + 1) / 2; ++y)
           for (int x = 0; x < (spec.width + 1) / 2; ++x)
-            frame->data[p][y * frame->linesize[p] + x] = uint8_t(p == 1 ? 90 + x * 2 : 170 - y * 2);
+            frame->data[p][y * frame->linesize[p] + x] = uint8_t(spec.motionX ? 128
+                                                                 : p == 1     ? 90 + x * 2
+                                                                              : 170 - y * 2);
       frame->pts = spec.framesMs[i];
       av::check(avcodec_send_frame(video.get(), frame.get()), "test video");
       detail::drainTo(out.get(), video.get(), videoStream, 40);

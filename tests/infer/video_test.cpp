@@ -4,6 +4,7 @@
 
 #include "data/error.h"
 #include "data/files.h"
+#include "infer/flicker.h"
 #include "infer/video_pipeline.h"
 #include "tests/infer/video_fixture.h"
 #include "tests/test_util.h"
@@ -214,6 +215,40 @@ TEST_F(VideoTest, CorruptPacketsMidStreamAreSkippedNotFatal) {
   const auto out = test::readVideoContents(dir_ / "out.mp4");
   EXPECT_EQ(int64_t(out.frameTimes.size()), report.frames);
   for (size_t i = 1; i < out.frameTimes.size(); ++i) EXPECT_GT(out.frameTimes[i], out.frameTimes[i - 1]);
+}
+
+TEST(Flicker, ZeroForAStillVideoAndExactOnATranslation) {
+  test::TempDir dir;
+  av::quietLogs();
+  test::VideoSpec still;
+  still.width = 96;
+  still.height = 64;
+  still.framesMs = test::constantRate(5, 25);
+  still.still = true;
+  still.lossless = true;
+  test::writeTestVideo(dir / "still.mkv", still);
+  const FlickerResult same = warpingError((dir / "still.mkv").string(), (dir / "still.mkv").string());
+  EXPECT_EQ(same.pairs, 4);
+  EXPECT_EQ(same.inputError, 0);
+  EXPECT_DOUBLE_EQ(same.outputError, same.inputError);
+
+  test::VideoSpec pan = still;
+  pan.still = false;
+  pan.motionX = 2;
+  pan.framesMs = test::constantRate(8, 25);
+  test::writeTestVideo(dir / "pan.mkv", pan);
+  const std::string path = (dir / "pan.mkv").string();
+  FlickerOptions exact;
+  exact.exactMotion = std::make_pair(2.0, 0.0);
+  const FlickerResult withExact = warpingError(path, path, exact);
+  const FlickerResult withFlow = warpingError(path, path);
+  FlickerOptions wrong;
+  wrong.exactMotion = std::make_pair(0.0, 0.0);
+  const FlickerResult withoutMotion = warpingError(path, path, wrong);
+  EXPECT_LT(withExact.inputError, 2e-4);
+  EXPECT_GT(withoutMotion.inputError, 50 * withExact.inputError);   // the motion is real and large
+  EXPECT_LT(withFlow.inputError, 3 * withExact.inputError + 1e-5);  // the estimator finds it
+  EXPECT_GT(withFlow.validFraction, 0.8);
 }
 
 }  // namespace

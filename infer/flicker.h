@@ -1,0 +1,30 @@
+// Temporal stability as the warping error of Lai et al. (ECCV 2018): optical flow between consecutive
+// input frames warps the previous output onto the current one; where the flow is trustworthy (no occlusion,
+// no motion boundary) a stable video differs little from its warped predecessor.
+#pragma once
+
+#include <optional>
+#include <string>
+#include <utility>
+
+namespace stylize {
+
+struct FlickerOptions {
+  int64_t maxFrames = 0;  // 0 = all
+  // The exact motion of the content in pixels per frame (synthetic pans), instead of estimated flow.
+  std::optional<std::pair<double, double>> exactMotion;
+};
+
+struct FlickerResult {
+  int64_t pairs = 0;
+  double inputError = 0;     // the input's own warping error: the floor (compression, lighting, flow errors)
+  double outputError = 0;    // the stylized video's
+  double validFraction = 0;  // of pixels inside the mask, mean over pairs
+  double ratio() const { return inputError > 0 ? outputError / inputError : 0; }
+};
+
+// Both videos are decoded in step (the stylized one resampled to the input's size when they differ); the
+// flow comes from the input (OpenCV DIS, preset medium). Errors are mean squared RGB differences in [0, 1].
+FlickerResult warpingError(const std::string& input, const std::string& stylized, const FlickerOptions& options = {});
+
+}  // namespace stylize
