@@ -9,6 +9,7 @@
 
 #include "data/error.h"
 #include "infer/bounded_queue.h"
+#include "infer/stabilizer.h"
 
 namespace stylize {
 
@@ -118,6 +119,9 @@ VideoReport stylizeVideo(Stylizer& stylizer, const VideoJob& job, const VideoCal
     if (encodeThread.joinable()) encodeThread.join();
   };
 
+  std::unique_ptr<FrameStabilizer> stabilizer;
+  if (job.stabilize > 0) stabilizer = std::make_unique<FrameStabilizer>(job.stabilize);
+
   VideoProgress progress;
   progress.totalFrames = info.frames;
   progress.duration = info.duration;
@@ -129,6 +133,12 @@ VideoReport stylizeVideo(Stylizer& stylizer, const VideoJob& job, const VideoCal
     const auto t0 = Clock::now();
     torch::Tensor images = resizeFrames(framesToTensor(frames, stylizer.device()), processHeight, processWidth);
     torch::Tensor out = resizeFrames(stylizer(images, job.stylize), info.height, info.width).cpu();
+    if (stabilizer) {
+      const torch::Tensor inputs = framesToTensor(frames, torch::kCPU);
+      std::vector<torch::Tensor> steady;  // `out` is an inference tensor: build a new one
+      for (int64_t i = 0; i < out.size(0); ++i) steady.push_back((*stabilizer)(inputs[i], out[i]));
+      out = torch::stack(steady);
+    }
     report.inferenceSeconds += secondsSince(t0);
     for (size_t i = 0; i < batch.size(); ++i) {
       av::FramePtr frame = tensorToFrame(out[i]);

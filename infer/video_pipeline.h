@@ -33,6 +33,7 @@ struct VideoJob {
   StylizeOptions stylize;
   int size = 0, maxSize = 0;  // see processingSize(); the result is scaled back to the input size
   int batch = 1;              // frames per forward pass
+  double stabilize = 0;       // FrameStabilizer strength (0 = off)
 };
 
 struct VideoProgress {

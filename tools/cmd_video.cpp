@@ -56,6 +56,7 @@ int runVideo(int argc, char** argv) {
       ("o,output", "output video; the container follows the extension (.mp4 .mkv .mov .webm)", cxxopts::value<std::string>())
       ("batch", "frames per forward pass (more helps on a GPU)", cxxopts::value<int>()->default_value("1"))
       ("preview", "show the frames in a window while encoding")
+      ("stabilize", "reduce flicker: blend with the motion-compensated previous output (strength 0..0.95; default 0.7 when given)", cxxopts::value<double>()->implicit_value("0.7"))
       ("still", "also save the middle frame as a side-by-side image (input | stylized), e.g. compare.jpg", cxxopts::value<std::string>());
   options.add_options("Output")
       ("codec", "video encoder (default: libx264, libvpx-vp9 for .webm)", cxxopts::value<std::string>())
@@ -80,6 +81,8 @@ int runVideo(int argc, char** argv) {
   job.size = args["size"].as<int>();
   job.maxSize = args["max-size"].as<int>();
   job.batch = args["batch"].as<int>();
+  if (args.count("stabilize")) job.stabilize = args["stabilize"].as<double>();
+  if (!(job.stabilize >= 0 && job.stabilize <= 0.95)) throw Error("--stabilize must be between 0 and 0.95");
   job.stylize = stylizeOptionsFromArgs(args);
   if (args.count("codec")) job.write.codec = args["codec"].as<std::string>();
   if (args.count("crf")) job.write.crf = args["crf"].as<int>();

@@ -5,6 +5,7 @@
 #include "data/error.h"
 #include "data/files.h"
 #include "infer/flicker.h"
+#include "infer/stabilizer.h"
 #include "infer/video_pipeline.h"
 #include "tests/infer/video_fixture.h"
 #include "tests/test_util.h"
@@ -215,6 +216,30 @@ TEST_F(VideoTest, CorruptPacketsMidStreamAreSkippedNotFatal) {
   const auto out = test::readVideoContents(dir_ / "out.mp4");
   EXPECT_EQ(int64_t(out.frameTimes.size()), report.frames);
   for (size_t i = 1; i < out.frameTimes.size(); ++i) EXPECT_GT(out.frameTimes[i], out.frameTimes[i - 1]);
+}
+
+TEST(FrameStabilizer, SmoothsFlickerWhereTheInputStaysAndNotWhereItChanges) {
+  torch::manual_seed(5);
+  const torch::Tensor photo =
+      torch::rand({3, 48, 64}).mul(0.2).add(torch::linspace(0, 1, 64).expand({3, 48, 64}) * 0.6);
+  FrameStabilizer stabilizer(0.7);
+  torch::Tensor previousRaw, previousSteady;
+  double rawChange = 0, steadyChange = 0;
+  for (int t = 0; t < 6; ++t) {
+    const torch::Tensor raw = torch::rand({3, 48, 64});  // a flickering "model"
+    const torch::Tensor steady = stabilizer(photo, raw);
+    if (t > 0) {
+      rawChange += (raw - previousRaw).abs().mean().item<double>();
+      steadyChange += (steady - previousSteady).abs().mean().item<double>();
+    }
+    previousRaw = raw;
+    previousSteady = steady;
+  }
+  EXPECT_LT(steadyChange, 0.5 * rawChange);
+  // New content (the input changed everywhere): the model's output passes through.
+  const torch::Tensor other = 1 - photo, raw = torch::rand({3, 48, 64});
+  EXPECT_LT((stabilizer(other, raw) - raw).abs().max().item<float>(), 0.02);
+  EXPECT_THROW(FrameStabilizer(1.5), Error);
 }
 
 TEST(Flicker, ZeroForAStillVideoAndExactOnATranslation) {
