@@ -68,7 +68,8 @@ std::string describeLossConfig(const LossConfig& c) {
 }
 
 std::string describeLoss(const LossValues& l) {
-  return fmt::format("loss {:.4g} (content {:.3g} style {:.3g} tv {:.3g})", l.total, l.content, l.style, l.tv);
+  return fmt::format("loss {:.4g} (content {:.3g} style {:.3g} tv {:.3g}{})", l.total, l.content, l.style, l.tv,
+                     l.temporal > 0 ? fmt::format(" temporal {:.3g}", l.temporal) : "");
 }
 
 StyleImages loadStyleImages(const std::vector<std::string>& specs, int64_t longSide) {

@@ -97,7 +97,10 @@ int runTrain(int argc, char** argv) {
       ("resume", "continue from this checkpoint", cxxopts::value<std::string>())
       ("log-every", "iterations between CSV log rows, validation grid and loss curve", cxxopts::value<int64_t>()->default_value("100"))
       ("validation", "held-out photos taken from the dataset for the validation grid", cxxopts::value<int>()->default_value("4"))
-      ("fp16", "store the model in half precision (half the size)");
+      ("fp16", "store the model in half precision (half the size)")
+      ("temporal-weight", "temporal consistency: stylize(move(x)) should equal move(stylize(x)) for random small motions (0 = off; try 20)", cxxopts::value<double>()->default_value("0"))
+      ("temporal-noise", "noise std added to the moved copy (robustness to sensor/codec noise)", cxxopts::value<double>()->default_value("0.02"))
+      ("init-model", "start from this trained model's weights (e.g. fine-tune a model with --temporal-weight)", cxxopts::value<std::string>());
   // clang-format on
   addLossOptions(options);
   addVggOptions(options);
@@ -151,6 +154,10 @@ int runTrain(int argc, char** argv) {
   opt.finalLearningRate = args["lr-final"].as<double>();
   opt.checkpointEvery = args["checkpoint-every"].as<int64_t>();
   opt.checkpoint = checkpoint;
+  opt.temporalWeight = args["temporal-weight"].as<double>();
+  opt.temporalNoise = args["temporal-noise"].as<double>();
+  if (!(opt.temporalWeight >= 0)) throw Error("--temporal-weight must be 0 or more");
+  if (!(opt.temporalNoise >= 0 && opt.temporalNoise <= 1)) throw Error("--temporal-noise must be 0..1");
   const int64_t logEvery = std::max<int64_t>(1, args["log-every"].as<int64_t>());
 
   const std::string styleBytes = readFile(stylePath);
@@ -170,9 +177,17 @@ int runTrain(int argc, char** argv) {
                            {"image_size", opt.batches.imageSize},
                            {"lr", opt.learningRate},
                            {"lr_final", opt.finalLearningRate},
+                           {"temporal_weight", opt.temporalWeight},
+                           {"temporal_noise", opt.temporalNoise},
                            {"seed", opt.batches.seed}}}};
 
+  if (args.count("init-model"))
+    info["training"]["init_model"] = fs::path(args["init-model"].as<std::string>()).filename();
   Trainer trainer(loss, opt, info);
+  if (args.count("init-model") && !args.count("resume")) {
+    StyleModel start = loadStyleModel(args["init-model"].as<std::string>());
+    trainer.initFrom(start.net);
+  }
   if (args.count("resume")) {
     trainer.resume(args["resume"].as<std::string>());
     std::cerr << "stylize: resumed at iteration " << trainer.iteration() << "\n";
@@ -181,11 +196,15 @@ int runTrain(int argc, char** argv) {
             << "-block network on " << photos.files().size() << " photos, " << opt.iterations << " iterations of "
             << opt.batches.batchSize << "×" << opt.batches.imageSize << "², " << torch::get_num_threads()
             << " threads on " << device << "\n"
-            << "stylize: loss " << describeLossConfig(loss.config()) << "\n";
+            << "stylize: loss " << describeLossConfig(loss.config())
+            << (opt.temporalWeight > 0
+                    ? fmt::format(", temporal ×{:g} (noise {:g})", opt.temporalWeight, opt.temporalNoise)
+                    : "")
+            << "\n";
 
   const fs::path csvPath = sibling(output, ".log.csv");
   std::ofstream csv(csvPath, trainer.iteration() > 0 ? std::ios::app : std::ios::trunc);
-  if (trainer.iteration() == 0) csv << "iteration,content,style,tv,total,lr,seconds\n";
+  if (trainer.iteration() == 0) csv << "iteration,content,style,tv,temporal,total,lr,seconds\n";
   std::vector<std::pair<int64_t, double>> curve;
   const auto start = std::chrono::steady_clock::now();
   ProgressBar bar(opt.iterations, "it");
@@ -204,8 +223,8 @@ int runTrain(int argc, char** argv) {
         if (p.iteration % logEvery == 0 || p.iteration == p.iterations) {
           const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
           const LossValues mean = sum / static_cast<double>(count);
-          csv << fmt::format("{},{:.6g},{:.6g},{:.6g},{:.6g},{:.6g},{:.1f}\n", p.iteration, mean.content, mean.style,
-                             mean.tv, mean.total, p.learningRate, seconds)
+          csv << fmt::format("{},{:.6g},{:.6g},{:.6g},{:.6g},{:.6g},{:.6g},{:.1f}\n", p.iteration, mean.content,
+                             mean.style, mean.tv, mean.temporal, mean.total, p.learningRate, seconds)
               << std::flush;
           curve.emplace_back(p.iteration, mean.total);
           sum = {};

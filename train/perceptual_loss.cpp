@@ -24,8 +24,8 @@ torch::Tensor downscale(const torch::Tensor& image, int level) {
 }  // namespace
 
 LossValues LossValues::of(const LossTerms& terms) {
-  return {terms.content.item<double>(), terms.style.item<double>(), terms.tv.item<double>(),
-          terms.total.item<double>()};
+  return {terms.content.item<double>(), terms.style.item<double>(), terms.tv.item<double>(), terms.total.item<double>(),
+          terms.temporal.defined() ? terms.temporal.item<double>() : 0.0};
 }
 
 LossConfig defaultLossConfig(const Vgg19& vgg) {

@@ -32,17 +32,18 @@ LossConfig defaultLossConfig(const Vgg19& vgg);
 
 struct LossTerms {
   torch::Tensor content, style, tv, total;  // weighted, scalar
+  torch::Tensor temporal;                   // training with --temporal-weight only (weighted; else undefined)
 };
 
 // The same terms read back to the host, for progress reports and logs.
 struct LossValues {
-  double content = 0, style = 0, tv = 0, total = 0;
+  double content = 0, style = 0, tv = 0, total = 0, temporal = 0;
   static LossValues of(const LossTerms& terms);
   LossValues& operator+=(const LossValues& o) {
-    content += o.content, style += o.style, tv += o.tv, total += o.total;
+    content += o.content, style += o.style, tv += o.tv, total += o.total, temporal += o.temporal;
     return *this;
   }
-  LossValues operator/(double n) const { return {content / n, style / n, tv / n, total / n}; }
+  LossValues operator/(double n) const { return {content / n, style / n, tv / n, total / n, temporal / n}; }
 };
 
 using Features = std::map<std::string, torch::Tensor>;

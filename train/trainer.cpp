@@ -8,6 +8,7 @@
 
 #include "data/error.h"
 #include "data/safetensors.h"
+#include "train/temporal_loss.h"
 
 namespace stylize {
 namespace {
@@ -77,10 +78,31 @@ bool Trainer::run(const ImageFolder& photos, const std::function<void(const Trai
 
 LossTerms Trainer::step(const torch::Tensor& content) {
   optimizer_->zero_grad();
-  LossTerms terms = loss_(net_->forward(content), loss_.contentTargets(content));
+  const torch::Tensor output = net_->forward(content);
+  LossTerms terms = loss_(output, loss_.contentTargets(content));
+  if (options_.temporalWeight > 0) {
+    // A second pass on a moved, noisy copy; the loss asks it to match the moved output of the first.
+    const int64_t n = content.size(0), h = content.size(2), w = content.size(3);
+    const torch::Tensor motion = randomMotion(n, h, w);
+    const torch::Tensor moved = warpImages(content, motion) + torch::randn_like(content) * options_.temporalNoise;
+    terms.temporal = options_.temporalWeight * temporalLoss(net_->forward(moved), warpImages(output, motion),
+                                                            warpValidMask(motion, h, w, content.device()));
+    terms.total = terms.total + terms.temporal;
+  }
   terms.total.backward();
   optimizer_->step();
   return terms;
+}
+
+void Trainer::initFrom(TransformerNet& trained) {
+  torch::NoGradGuard noGrad;
+  auto source = trained->named_parameters();
+  for (auto& p : net_->named_parameters()) {
+    const torch::Tensor* t = source.find(p.key());
+    if (!t || t->sizes() != p.value().sizes())
+      throw Error("--init-model: the model's architecture differs from --width/--blocks (\"" + p.key() + "\")");
+    p.value().copy_(*t);
+  }
 }
 
 void Trainer::saveCheckpoint(const std::filesystem::path& path) {

@@ -22,6 +22,8 @@ struct TrainOptions {
   double finalLearningRate = 1.0;    // fraction of learningRate reached at the end (cosine); 1 = constant
   int64_t checkpointEvery = 1000;    // 0 = only at the end and on interruption
   std::filesystem::path checkpoint;  // where checkpoints go (atomically replaced)
+  double temporalWeight = 0;         // weight of temporalLoss() (0 = per-frame training)
+  double temporalNoise = 0.02;       // std of the noise added to the moved copy
 };
 
 struct TrainProgress {
@@ -48,6 +50,9 @@ class Trainer {
   // One optimisation step on a batch of content photos (on the loss network's device), at the current
   // learning rate; what run() does per iteration, exposed for benchmarks.
   LossTerms step(const torch::Tensor& content);
+
+  // Starts from a trained model's weights (same architecture), e.g. to fine-tune it for temporal stability.
+  void initFrom(TransformerNet& trained);
 
   void saveCheckpoint(const std::filesystem::path& path);
   TransformerNet& net() { return net_; }

@@ -146,6 +146,34 @@ TEST_F(TrainCli, TrainsWritesLogsAndTheModelStylizesImages) {
   EXPECT_NE(r.output.find("m.log.csv: header length"), std::string::npos) << r.output;
 }
 
+TEST_F(TrainCli, TemporalFineTuneStartsFromAModelAndLogsTheTemporalTerm) {
+  ASSERT_EQ(runStylize(trainArgs("--iterations 2"), dir.path()).exitCode, 0);
+  std::filesystem::rename(dir / "m.safetensors", dir / "base.safetensors");
+  auto r = runStylize(trainArgs("--iterations 4 --log-every 2 --temporal-weight 20 --init-model " +
+                                (dir / "base.safetensors").string()),
+                      dir.path());
+  ASSERT_EQ(r.exitCode, 0) << r.output;
+  EXPECT_NE(r.output.find(", temporal ×20 (noise 0.02)"), std::string::npos) << r.output;
+  std::ifstream csv(dir / "m.log.csv");
+  std::string header, row;
+  std::getline(csv, header);
+  std::getline(csv, row);
+  EXPECT_EQ(header, "iteration,content,style,tv,temporal,total,lr,seconds");
+  std::vector<std::string> cells;
+  std::stringstream cells_in(row);
+  for (std::string cell; std::getline(cells_in, cell, ',');) cells.push_back(cell);
+  ASSERT_EQ(cells.size(), 8u) << row;
+  EXPECT_GT(std::stod(cells[4]), 0) << row;
+  const auto info = loadStyleModel(dir / "m.safetensors").info;
+  EXPECT_EQ(info["training"]["temporal_weight"], 20.0);
+  EXPECT_EQ(info["training"]["init_model"], "base.safetensors");
+
+  r = runStylize(trainArgs("--iterations 2 --width 16 --init-model " + (dir / "base.safetensors").string()),
+                 dir.path());
+  EXPECT_EQ(r.exitCode, 1);
+  EXPECT_NE(r.output.find("architecture differs"), std::string::npos) << r.output;
+}
+
 TEST_F(TrainCli, InterruptWritesACheckpointAndResumeFinishes) {
   // SIGINT arrives mid-run: a checkpoint, exit 130, no model file.
   auto r = runStylize(trainArgs("--iterations 100000"), dir.path(), "timeout --preserve-status -s INT 8");

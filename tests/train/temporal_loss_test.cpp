@@ -1,0 +1,46 @@
+#include "train/temporal_loss.h"
+
+#include <gtest/gtest.h>
+#include <torch/torch.h>
+
+namespace stylize {
+namespace {
+
+using torch::indexing::Slice;
+
+TEST(TemporalLoss, TranslationMovesPixelsExactly) {
+  torch::manual_seed(2);
+  const torch::Tensor image = torch::rand({1, 3, 20, 30});
+  const torch::Tensor moved = warpImages(image, translation(1, 20, 30, 2, -1));
+  // Content moves 2 right and 1 up: moved[y, x] = image[y + 1, x - 2].
+  EXPECT_TRUE(torch::allclose(moved.index({Slice(), Slice(), Slice(0, 19), Slice(2, 30)}),
+                              image.index({Slice(), Slice(), Slice(1, 20), Slice(0, 28)}), 1e-5, 1e-5));
+  const torch::Tensor mask = warpValidMask(translation(1, 20, 30, 2, -1), 20, 30, torch::kCPU);
+  EXPECT_EQ(mask.sum().item<float>(), 19 * 28);
+}
+
+TEST(TemporalLoss, ZeroForAnEquivariantFunctionPositiveOtherwise) {
+  torch::manual_seed(3);
+  const torch::Tensor x = torch::rand({2, 3, 24, 32});
+  const torch::Tensor motion = translation(2, 24, 32, 3, 2);
+  const torch::Tensor mask = warpValidMask(motion, 24, 32, torch::kCPU);
+  auto pointwise = [](const torch::Tensor& t) { return torch::sigmoid(4 * t - 2); };  // commutes with moves
+  EXPECT_LT(temporalLoss(pointwise(warpImages(x, motion)), warpImages(pointwise(x), motion), mask).item<float>(),
+            1e-10);
+  const torch::Tensor ramp = torch::linspace(0, 1, 32).view({1, 1, 1, 32});
+  auto anchored = [&](const torch::Tensor& t) { return t + ramp; };  // tied to the frame: not equivariant
+  EXPECT_GT(temporalLoss(anchored(warpImages(x, motion)), warpImages(anchored(x), motion), mask).item<float>(), 1e-3);
+}
+
+TEST(TemporalLoss, RandomMotionsStaySmall) {
+  torch::manual_seed(4);
+  const torch::Tensor motion = randomMotion(64, 100, 200);
+  ASSERT_EQ(motion.sizes(), (std::vector<int64_t>{64, 2, 3}));
+  const torch::Tensor mask = warpValidMask(motion, 100, 200, torch::kCPU);
+  const torch::Tensor valid = mask.mean({1, 2, 3});
+  EXPECT_GT(valid.min().item<float>(), 0.75);  // small moves reveal little new content
+  EXPECT_LT(valid.mean().item<float>(), 0.999);
+}
+
+}  // namespace
+}  // namespace stylize
