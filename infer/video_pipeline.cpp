@@ -176,6 +176,7 @@ VideoReport stylizeVideo(Stylizer& stylizer, const VideoJob& job, const VideoCal
   if (decodeError) std::rethrow_exception(decodeError);
 
   report.interrupted = stopRequested();
+  if (report.interrupted && encoder.framesWritten() == 0) return report;  // nothing to keep: no file at all
   encoder.finish();
   report.frames = encoder.framesWritten();
   report.copiedPackets = encoder.packetsCopied();

@@ -95,6 +95,7 @@ int runVideo(int argc, char** argv) {
   if (!still.empty()) checkImageOutputPath(still);
   av::quietLogs();
 
+  StopSignal stop;  // from here on Ctrl-C means "stop and keep what is done"
   const torch::Device device = applyComputeOptions(args);
   Stylizer stylizer(model, device, precisionFromArgs(args));
 
@@ -144,7 +145,6 @@ int runVideo(int argc, char** argv) {
     const VideoInfo info = VideoDecoder(job.input, probe).info();
     stillFrame = info.frames > 0 ? info.frames / 2 : 0;
   }
-  StopSignal stop;
   callbacks.stop = &stop.flag();
   const VideoReport report = stylizeVideo(stylizer, job, callbacks);
   if (bar) bar->finish();
@@ -169,6 +169,10 @@ int runVideo(int argc, char** argv) {
     std::cerr << fmt::format(
         "stylize: note: {}x{} has an odd side; encoded {}x{} (--pix-fmt yuv444p keeps every pixel)\n",
         report.inputWidth, report.inputHeight, report.width, report.height);
+  if (report.interrupted && report.frames == 0) {
+    std::cerr << "stylize: interrupted before the first frame; nothing written\n";
+    return 130;
+  }
   if (report.interrupted) {
     std::cerr << "stylize: interrupted: " << job.output.string() << " holds the first " << report.frames << " frames\n";
     return 130;

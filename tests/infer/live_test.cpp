@@ -23,7 +23,8 @@ class LiveTest : public ::testing::Test {
     spec.width = 96;
     spec.height = 64;
     spec.framesMs = test::constantRate(10, 50);
-    spec.still = true;  // every frame the same: screens differ only by model and view
+    spec.still = true;  // every frame the same (and lossless): screens differ only by model and view
+    spec.lossless = true;
     test::writeTestVideo(dir_ / "clip.mkv", spec);
   }
   LiveOptions options() {
