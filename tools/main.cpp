@@ -19,7 +19,7 @@ commands:
   image      stylize photos with a trained model, one forward pass each
   video      stylize a video file, audio and timing kept (FFmpeg in-process)
   live       stylize a webcam or video live in a window, switch styles with keys
-  eval       measure finished outputs (eval loss: perceptual loss of images)
+  eval       measure finished outputs (eval loss: perceptual loss; eval flicker: warping error of a video)
   bench      measure speed against PyTorch on this machine (bench optimize, transformer, video)
 
 examples:
