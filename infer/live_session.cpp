@@ -134,6 +134,8 @@ void LiveSession::captureLoop() {
 void LiveSession::inferenceLoop() {
   int64_t done = 0;
   double meanMs = 0;
+  std::unique_ptr<FrameStabilizer> stabilizer;
+  if (options_.stabilize > 0) stabilizer = std::make_unique<FrameStabilizer>(options_.stabilize);
   for (;;) {
     av::FramePtr frame;
     Clock::time_point capturedAt;
@@ -160,8 +162,9 @@ void LiveSession::inferenceLoop() {
       StylizeOptions o = options_.stylize;
       o.strength = strength;
       torch::Tensor out =
-          resizeFrames((*stylizers_[model])(resizeFrames(input, height, width), o), frame->height, frame->width);
-      out = out[0].mul(255).round_().clamp_(0, 255).to(torch::kUInt8).permute({1, 2, 0}).contiguous().cpu();
+          resizeFrames((*stylizers_[model])(resizeFrames(input, height, width), o), frame->height, frame->width)[0];
+      if (stabilizer) out = (*stabilizer)(input[0].cpu(), out.cpu());
+      out = out.mul(255).round_().clamp_(0, 255).to(torch::kUInt8).permute({1, 2, 0}).contiguous().cpu();
       const double ms = std::chrono::duration<double, std::milli>(Clock::now() - t0).count();
       meanMs = meanMs == 0 ? ms : 0.7 * meanMs + 0.3 * ms;
       std::lock_guard lock(mutex_);

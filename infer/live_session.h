@@ -13,6 +13,7 @@
 #include <vector>
 
 #include "infer/preview_window.h"
+#include "infer/stabilizer.h"
 #include "infer/stylizer.h"
 #include "infer/video_decoder.h"
 
@@ -37,6 +38,7 @@ struct LiveOptions {
   std::filesystem::path screenshotPath;       // for screenshotAt
   std::filesystem::path screenshotDir = ".";  // for the `s` key
   bool overlay = true;
+  double stabilize = 0;  // FrameStabilizer strength (0 = off)
 };
 
 struct LiveStats {

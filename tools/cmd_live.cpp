@@ -36,7 +36,8 @@ int runLive(int argc, char** argv) {
       ("screenshot-at", "save a screenshot when this frame shows (with --screenshot)", cxxopts::value<int64_t>()->default_value("0"))
       ("screenshot", "file for --screenshot-at", cxxopts::value<std::string>())
       ("screenshot-dir", "folder for screenshots taken with the s key", cxxopts::value<std::string>()->default_value("."))
-      ("no-overlay", "hide the fps / latency / model line");
+      ("no-overlay", "hide the fps / latency / model line")
+      ("stabilize", "reduce flicker (as in stylize video; 0..0.95, default 0.7 when given)", cxxopts::value<double>()->implicit_value("0.7"));
   // clang-format on
   addStylizeOptions(options);
   addComputeOptions(options);
@@ -72,6 +73,7 @@ int runLive(int argc, char** argv) {
   }
   live.screenshotDir = args["screenshot-dir"].as<std::string>();
   live.overlay = args.count("no-overlay") == 0;
+  if (args.count("stabilize")) live.stabilize = args["stabilize"].as<double>();
   live.stylize = stylizeOptionsFromArgs(args);
   live.precision = precisionFromArgs(args);
   av::quietLogs();
