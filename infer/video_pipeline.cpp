@@ -73,6 +73,7 @@ VideoReport stylizeVideo(Stylizer& stylizer, const VideoJob& job, const VideoCal
   VideoEncoder encoder(job.output, decoder, job.write);
   const VideoInfo& info = decoder.info();
   const auto [processWidth, processHeight] = processingSize(info.width, info.height, job.size, job.maxSize);
+  if (callbacks.started) callbacks.started(info);
 
   VideoReport report;
   report.inputWidth = info.width;

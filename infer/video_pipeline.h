@@ -54,6 +54,7 @@ struct VideoReport {
 };
 
 struct VideoCallbacks {
+  std::function<void(const VideoInfo&)> started;  // once the input is open, before the first frame
   std::function<void(const VideoProgress&)> progress;
   // Sees every decoded frame and its stylized version on the calling thread (preview window, stills);
   // returning false stops the run.

@@ -104,8 +104,11 @@ int runVideo(int argc, char** argv) {
   torch::Tensor stillImage;
   std::unique_ptr<ProgressBar> bar;
   const auto start = std::chrono::steady_clock::now();
+  callbacks.started = [&](const VideoInfo& info) {
+    bar = std::make_unique<ProgressBar>(info.frames, "frames", start);
+    stillFrame = info.frames > 0 ? info.frames / 2 : 0;
+  };
   callbacks.progress = [&](const VideoProgress& p) {
-    if (!bar) bar = std::make_unique<ProgressBar>(p.totalFrames, "frames", start);
     const double elapsed = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
     bar->update(p.frames, fmt::format("{:.2f}× real time", elapsed > 0 ? p.position / elapsed : 0.0));
   };
@@ -140,11 +143,6 @@ int runVideo(int argc, char** argv) {
   if (args.count("preview")) throw Error("--preview: this build has no SDL2 (install libsdl2-dev and rebuild)");
 #endif
 
-  {
-    ReadOptions probe = job.read;
-    const VideoInfo info = VideoDecoder(job.input, probe).info();
-    stillFrame = info.frames > 0 ? info.frames / 2 : 0;
-  }
   callbacks.stop = &stop.flag();
   const VideoReport report = stylizeVideo(stylizer, job, callbacks);
   if (bar) bar->finish();
