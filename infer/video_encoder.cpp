@@ -128,6 +128,15 @@ VideoEncoder::VideoEncoder(const fs::path& path, const VideoDecoder& source, con
     if (int(i) == source.videoStream() || (type != AVMEDIA_TYPE_AUDIO && type != AVMEDIA_TYPE_SUBTITLE)) continue;
     const char* codecName = avcodec_get_name(s->codecpar->codec_id);
     if (avformat_query_codec(format_->oformat, s->codecpar->codec_id, FF_COMPLIANCE_NORMAL) != 1) {
+      if (type == AVMEDIA_TYPE_AUDIO) {
+        try {
+          auto transcoder = std::make_unique<AudioTranscoder>(*s, *format_);
+          transcodedNames_.push_back("stream " + std::to_string(i) + " (" + transcoder->description() + ")");
+          transcoders_[int(i)] = std::move(transcoder);
+          continue;
+        } catch (const Error&) {  // no suitable encoder in this FFmpeg: left out, said below
+        }
+      }
       dropped_.push_back("stream " + std::to_string(i) + " (" + av_get_media_type_string(type) + " " + codecName + ")");
       continue;
     }
@@ -212,6 +221,11 @@ void VideoEncoder::drain(bool flush) {
 }
 
 void VideoEncoder::copy(AVPacket& packet) {
+  if (const auto t = transcoders_.find(packet.stream_index); t != transcoders_.end()) {
+    t->second->write(packet);
+    ++packetsCopied_;
+    return;
+  }
   if (packet.stream_index < 0 || packet.stream_index >= int(streamMap_.size())) return;
   const int out = streamMap_[packet.stream_index];
   if (out < 0) return;
@@ -226,6 +240,7 @@ void VideoEncoder::finish() {
   if (framesWritten_ == 0) throw Error(path_.string() + ": no frames to write; nothing was written");
   av::check(avcodec_send_frame(codec_.get(), nullptr), path_.string() + ": flushing the encoder");
   drain(true);
+  for (auto& [index, transcoder] : transcoders_) transcoder->finish();
   av::check(av_write_trailer(format_.get()), path_.string() + ": finishing");
   if (!(format_->oformat->flags & AVFMT_NOFILE)) av::check(avio_closep(&format_->pb), path_.string() + ": closing");
   std::error_code ec;

@@ -5,9 +5,11 @@
 
 #include <filesystem>
 #include <map>
+#include <memory>
 #include <string>
 #include <vector>
 
+#include "infer/audio_transcoder.h"
 #include "infer/ffmpeg.h"
 #include "infer/video_decoder.h"
 
@@ -42,6 +44,8 @@ class VideoEncoder {
   int64_t packetsCopied() const { return packetsCopied_; }
   // Streams of the source that the container cannot hold, e.g. "stream 2 (subtitle mov_text)".
   const std::vector<std::string>& droppedStreams() const { return dropped_; }
+  // Audio streams re-encoded because the container cannot hold their codec, e.g. "stream 1 (aac → libopus)".
+  const std::vector<std::string>& transcodedStreams() const { return transcodedNames_; }
 
  private:
   void drain(bool flush);
@@ -56,7 +60,8 @@ class VideoEncoder {
   std::map<int64_t, int64_t> durations_;  // frame pts → its source duration, until its packet comes out
   std::vector<int> streamMap_;            // source stream → output stream, -1 when dropped
   std::vector<AVRational> sourceTimeBases_;
-  std::vector<std::string> dropped_;
+  std::vector<std::string> dropped_, transcodedNames_;
+  std::map<int, std::unique_ptr<AudioTranscoder>> transcoders_;  // by source stream
   int videoOut_ = 0;
   int64_t lastPts_ = AV_NOPTS_VALUE, frameTicks_ = 1;
   int64_t framesWritten_ = 0, packetsCopied_ = 0;

@@ -182,6 +182,7 @@ VideoReport stylizeVideo(Stylizer& stylizer, const VideoJob& job, const VideoCal
   report.frames = encoder.framesWritten();
   report.copiedPackets = encoder.packetsCopied();
   report.droppedStreams = encoder.droppedStreams();
+  report.transcodedStreams = encoder.transcodedStreams();
   report.skippedPackets = decoder.skippedPackets();
   report.endError = decoder.endError();
   report.seconds = secondsSince(start);

@@ -43,7 +43,7 @@ struct VideoProgress {
 
 struct VideoReport {
   int64_t frames = 0, skippedPackets = 0, copiedPackets = 0;
-  std::vector<std::string> droppedStreams;
+  std::vector<std::string> droppedStreams, transcodedStreams;
   bool interrupted = false;     // stopped early by `stop`; the file holds the frames so far
   double seconds = 0;           // wall time of the whole run
   double inferenceSeconds = 0;  // of which inside the model (the bound the pipeline tries to reach)

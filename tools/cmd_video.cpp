@@ -155,7 +155,11 @@ int runVideo(int argc, char** argv) {
       job.input, job.output.string(), report.frames, report.width, report.height, report.codec, report.inferenceWidth,
       report.inferenceHeight, formatDuration(report.seconds), report.frames / report.seconds,
       report.inferenceSeconds > 0 ? report.frames / report.inferenceSeconds : 0.0);
-  if (report.copiedPackets) std::cerr << "stylize: copied " << report.copiedPackets << " audio/subtitle packets\n";
+  if (report.copiedPackets)
+    std::cerr << "stylize: carried over " << report.copiedPackets << " audio/subtitle packets\n";
+  for (const auto& s : report.transcodedStreams)
+    std::cerr << "stylize: note: " << s << " re-encoded: " << job.output.extension().string()
+              << " cannot hold the original codec (.mkv keeps it untouched)\n";
   for (const auto& s : report.droppedStreams)
     std::cerr << "stylize: warning: " << s << " cannot go into " << job.output.extension().string()
               << "; left out (try .mkv)\n";

@@ -63,6 +63,21 @@ TEST_F(VideoTest, KeepsEveryTimestampAudioBitsAndRotation) {
   }
 }
 
+TEST_F(VideoTest, AudioTheContainerCannotHoldIsReencodedNotLost) {
+  test::VideoSpec spec;
+  spec.framesMs = test::constantRate(25, 25);
+  spec.audio = true;  // AAC: WebM takes only Opus/Vorbis
+  test::writeTestVideo(dir_ / "in.mp4", spec);
+  const VideoReport report = run(dir_ / "in.mp4", dir_ / "out.webm");
+  ASSERT_EQ(report.transcodedStreams.size(), 1u);
+  EXPECT_TRUE(report.droppedStreams.empty());
+  const auto out = test::readVideoContents(dir_ / "out.webm");
+  EXPECT_EQ(out.frameTimes.size(), 25u);
+  ASSERT_GT(out.audioPackets.size(), 10u);
+  EXPECT_NEAR(out.audioTimes.front(), 0, 0.03);
+  EXPECT_NEAR(out.audioTimes.back(), 1.0, 0.05);  // one second of audio, all of it
+}
+
 TEST_F(VideoTest, OddSizesEncodeEvenUnlessThePixelFormatKeepsThem) {
   test::VideoSpec spec;
   spec.width = 97;
