@@ -162,7 +162,7 @@ void ProgressBar::finish(const std::string& status) { draw(total_, status, true)
 
 void ProgressBar::draw(int64_t done, const std::string& status, bool final) {
   const double elapsed = std::chrono::duration<double>(std::chrono::steady_clock::now() - start_).count();
-  const double rate = elapsed > 0 ? done / elapsed : 0;
+  const double rate = elapsed > 0 ? (done - initial_) / elapsed : 0;
   const double eta = rate > 0 ? (total_ - done) / rate : -1;
   constexpr int kWidth = 24;
   const int filled = static_cast<int>(kWidth * std::min<int64_t>(done, total_) / total_);

@@ -45,12 +45,14 @@ class ProgressBar {
  public:
   ProgressBar(int64_t total, std::string unit,
               std::chrono::steady_clock::time_point start = std::chrono::steady_clock::now());
+  // A resumed job: rates and ETA count only the work done from `done` on.
+  void resumeAt(int64_t done) { initial_ = done; }
   void update(int64_t done, const std::string& status = "");
   void finish(const std::string& status = "");
 
  private:
   void draw(int64_t done, const std::string& status, bool final);
-  int64_t total_;
+  int64_t total_, initial_ = 0;
   std::string unit_;
   std::chrono::steady_clock::time_point start_, lastDraw_;
   bool tty_;

@@ -206,9 +206,8 @@ int runTrain(int argc, char** argv) {
   std::ofstream csv(csvPath, trainer.iteration() > 0 ? std::ios::app : std::ios::trunc);
   if (trainer.iteration() == 0) csv << "iteration,content,style,tv,temporal,total,lr,seconds\n";
   std::vector<std::pair<int64_t, double>> curve;
-  const auto start = std::chrono::steady_clock::now();
   ProgressBar bar(opt.iterations, "it");
-  bar.update(trainer.iteration());
+  bar.resumeAt(trainer.iteration());
   LossValues sum;  // since the last log row
   int64_t count = 0;
 
@@ -221,7 +220,7 @@ int runTrain(int argc, char** argv) {
         bar.update(p.iteration,
                    describeLoss(p.loss) + (p.skippedPhotos ? fmt::format(" skipped {}", p.skippedPhotos) : ""));
         if (p.iteration % logEvery == 0 || p.iteration == p.iterations) {
-          const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+          const double seconds = trainer.elapsedSeconds();
           const LossValues mean = sum / static_cast<double>(count);
           csv << fmt::format("{},{:.6g},{:.6g},{:.6g},{:.6g},{:.6g},{:.6g},{:.1f}\n", p.iteration, mean.content,
                              mean.style, mean.tv, mean.temporal, mean.total, p.learningRate, seconds)
@@ -243,7 +242,7 @@ int runTrain(int argc, char** argv) {
   }
   bar.finish();
   info["iterations"] = trainer.iteration();
-  info["seconds"] = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+  info["seconds"] = trainer.elapsedSeconds();
   saveStyleModel(output, trainer.net(), info, args.count("fp16") > 0);
   std::cerr << "stylize: wrote " << output.string() << " (log " << csvPath.string() << ")\n";
   return 0;

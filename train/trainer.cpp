@@ -49,6 +49,14 @@ double Trainer::learningRateAt(int64_t iteration) const {
 bool Trainer::run(const ImageFolder& photos, const std::function<void(const TrainProgress&)>& onIteration,
                   const std::atomic<bool>& stop) {
   const torch::Device device = loss_.vgg().device();
+  runStart_ = std::chrono::steady_clock::now();
+  struct EndRun {  // fold this run's time into seconds_ on every way out
+    Trainer& t;
+    ~EndRun() {
+      t.seconds_ = t.elapsedSeconds();
+      t.runStart_.reset();
+    }
+  } endRun{*this};
   BatchLoader loader(photos, options_.batches, iteration_);
   net_->train();
   while (iteration_ < options_.iterations) {
@@ -94,6 +102,11 @@ LossTerms Trainer::step(const torch::Tensor& content) {
   return terms;
 }
 
+double Trainer::elapsedSeconds() const {
+  return seconds_ +
+         (runStart_ ? std::chrono::duration<double>(std::chrono::steady_clock::now() - *runStart_).count() : 0.0);
+}
+
 void Trainer::initFrom(TransformerNet& trained) {
   torch::NoGradGuard noGrad;
   auto source = trained->named_parameters();
@@ -115,6 +128,7 @@ void Trainer::saveCheckpoint(const std::filesystem::path& path) {
   file.tensors["rng"] = at::detail::getDefaultCPUGenerator().get_state();
   nlohmann::json meta = info_;
   meta["iteration"] = iteration_;
+  meta["seconds"] = elapsedSeconds();
   meta["architecture"] = {{"width", options_.architecture.width}, {"blocks", options_.architecture.blocks}};
   file.metadata["stylize-checkpoint"] = meta.dump();
   writeSafetensors(path, file);
@@ -150,6 +164,7 @@ void Trainer::resume(const std::filesystem::path& checkpoint) {
     throw Error(where + ": optimizer or RNG state is damaged");
   }
   iteration_ = info["iteration"].get<int64_t>();
+  seconds_ = info.value("seconds", 0.0);
 }
 
 }  // namespace stylize

@@ -4,9 +4,11 @@
 #pragma once
 
 #include <atomic>
+#include <chrono>
 #include <filesystem>
 #include <functional>
 #include <nlohmann/json.hpp>
+#include <optional>
 
 #include "data/image_folder.h"
 #include "nets/transformer_net.h"
@@ -57,6 +59,8 @@ class Trainer {
   void saveCheckpoint(const std::filesystem::path& path);
   TransformerNet& net() { return net_; }
   int64_t iteration() const { return iteration_; }
+  // Wall time spent training, summed over every resumed run (kept in checkpoints).
+  double elapsedSeconds() const;
 
  private:
   double learningRateAt(int64_t iteration) const;
@@ -67,6 +71,8 @@ class Trainer {
   TransformerNet net_{nullptr};
   std::unique_ptr<torch::optim::Adam> optimizer_;
   int64_t iteration_ = 0;
+  double seconds_ = 0;  // before the current run()
+  std::optional<std::chrono::steady_clock::time_point> runStart_;
 };
 
 }  // namespace stylize
