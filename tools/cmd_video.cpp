@@ -57,7 +57,8 @@ int runVideo(int argc, char** argv) {
       ("batch", "frames per forward pass (more helps on a GPU)", cxxopts::value<int>()->default_value("1"))
       ("preview", "show the frames in a window while encoding")
       ("stabilize", "reduce flicker: blend with the motion-compensated previous output (strength 0..0.95; default 0.7 when given)", cxxopts::value<double>()->implicit_value("0.7"))
-      ("still", "also save the middle frame as a side-by-side image (input | stylized), e.g. compare.jpg", cxxopts::value<std::string>());
+      ("still", "also save a frame as a side-by-side image (input | stylized), e.g. compare.jpg", cxxopts::value<std::string>())
+      ("still-at", "the time of that frame in seconds (default: the middle)", cxxopts::value<double>());
   options.add_options("Output")
       ("codec", "video encoder (default: libx264, libvpx-vp9 for .webm)", cxxopts::value<std::string>())
       ("crf", "constant quality, lower is better (default: 18 for x264, 32 for VP9)", cxxopts::value<int>())
@@ -100,22 +101,25 @@ int runVideo(int argc, char** argv) {
   Stylizer stylizer(model, device, precisionFromArgs(args));
 
   VideoCallbacks callbacks;
-  int64_t framesSeen = 0, stillFrame = -1;
+  double stillAt = args.count("still-at") ? args["still-at"].as<double>() : -1;
+  AVRational timeBase{1, 1};
+  bool stillTaken = false;
   torch::Tensor stillImage;
   std::unique_ptr<ProgressBar> bar;
   const auto start = std::chrono::steady_clock::now();
   callbacks.started = [&](const VideoInfo& info) {
     bar = std::make_unique<ProgressBar>(info.frames, "frames", start);
-    stillFrame = info.frames > 0 ? info.frames / 2 : 0;
+    if (stillAt < 0) stillAt = info.duration / 2;
+    timeBase = info.timeBase;
   };
   callbacks.progress = [&](const VideoProgress& p) {
     const double elapsed = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
     bar->update(p.frames, fmt::format("{:.2f}× real time", elapsed > 0 ? p.position / elapsed : 0.0));
   };
-  // The middle frame (by the frame-count estimate) is a representative still.
+  // The first frame at --still-at; until then the latest, so a video shorter than its estimate still yields one.
   auto keepStill = [&](const AVFrame& source, const AVFrame& stylized) {
-    // Up to the middle, so a video shorter than its estimate still yields its last frame.
-    if (still.empty() || framesSeen++ > stillFrame) return;
+    if (still.empty() || stillTaken) return;
+    stillTaken = stylized.pts != AV_NOPTS_VALUE && stylized.pts * av_q2d(timeBase) >= stillAt;
     stillImage =
         torch::cat({framesToTensor({&source}, torch::kCPU)[0], framesToTensor({&stylized}, torch::kCPU)[0]}, 2);
   };
