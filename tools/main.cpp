@@ -20,7 +20,7 @@ commands:
   video      stylize a video file, audio and timing kept (FFmpeg in-process)
   live       stylize a webcam or video live in a window, switch styles with keys
   eval       measure finished outputs (eval loss: perceptual loss; eval flicker: warping error of a video)
-  bench      measure speed against PyTorch on this machine (bench optimize, transformer, video)
+  bench      measure speed against PyTorch on this machine (bench optimize, transformer, video, live)
 
 examples:
   stylize optimize --content photo.jpg --style starry_night.jpg -o out.png
@@ -29,6 +29,7 @@ examples:
   stylize video input.mp4 --model starry.safetensors -o output.mp4
   stylize live --camera /dev/video0 --model starry.safetensors --model wave.safetensors
   stylize eval loss --content photo.jpg --style starry_night.jpg --image out.jpg
+  stylize eval flicker input.mp4 output.mp4
   stylize bench optimize
 )";
 
