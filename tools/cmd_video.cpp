@@ -42,14 +42,16 @@ ReadOptions readOptionsFromArgs(const cxxopts::ParseResult& args) {
 }
 
 int runVideo(int argc, char** argv) {
-  cxxopts::Options options("stylize video",
-                           "Stylize a video file: FFmpeg decode → model → FFmpeg encode in one process, on three "
-                           "threads.\nAudio and subtitles are copied untouched (audio the container cannot hold is re-encoded); timestamps (also variable frame "
-                           "rate), rotation, aspect ratio and metadata are kept.\n"
-                           "  stylize video input.mp4 --model starry.safetensors -o output.mp4\n"
-                           "  stylize video input.mov --model starry.safetensors -o out.webm --max-size 720 --preview\n"
-                           "  stylize video input.mkv --model starry.safetensors -o clip.mp4 --start 60 --duration 10 --stabilize\n"
-                           "Ctrl-C stops early and still leaves a valid, shorter video.\n");
+  cxxopts::Options options(
+      "stylize video",
+      "Stylize a video file: FFmpeg decode → model → FFmpeg encode in one process, on three "
+      "threads.\nAudio and subtitles are copied untouched (audio the container cannot hold is re-encoded); timestamps "
+      "(also variable frame "
+      "rate), rotation, aspect ratio and metadata are kept.\n"
+      "  stylize video input.mp4 --model starry.safetensors -o output.mp4\n"
+      "  stylize video input.mov --model starry.safetensors -o out.webm --max-size 720 --preview\n"
+      "  stylize video input.mkv --model starry.safetensors -o clip.mp4 --start 60 --duration 10 --stabilize\n"
+      "Ctrl-C stops early and still leaves a valid, shorter video.\n");
   // clang-format off
   options.add_options()
       ("input", "input video (anything FFmpeg reads: mp4, mkv, mov, webm, avi, gif, img%03d.png)", cxxopts::value<std::string>())
