@@ -164,7 +164,7 @@ void LiveSession::inferenceLoop() {
       torch::Tensor out =
           resizeFrames((*stylizers_[model])(resizeFrames(input, height, width), o), frame->height, frame->width)[0];
       if (stabilizer) out = (*stabilizer)(input[0].cpu(), out.cpu());
-      out = out.mul(255).round_().clamp_(0, 255).to(torch::kUInt8).permute({1, 2, 0}).contiguous().cpu();
+      out = imageToBytes(out);
       const double ms = std::chrono::duration<double, std::milli>(Clock::now() - t0).count();
       meanMs = meanMs == 0 ? ms : 0.7 * meanMs + 0.3 * ms;
       std::lock_guard lock(mutex_);

@@ -45,9 +45,12 @@ torch::Tensor framesToTensor(const std::vector<const AVFrame*>& frames, const to
   return batch.permute({0, 3, 1, 2}).to(torch::kFloat32).div_(255).contiguous();
 }
 
+torch::Tensor imageToBytes(const torch::Tensor& image) {
+  return image.detach().mul(255).round_().clamp_(0, 255).to(torch::kUInt8).permute({1, 2, 0}).contiguous().cpu();
+}
+
 av::FramePtr tensorToFrame(const torch::Tensor& image) {
-  const torch::Tensor bytes =
-      image.detach().mul(255).round_().clamp_(0, 255).to(torch::kUInt8).permute({1, 2, 0}).contiguous().cpu();
+  const torch::Tensor bytes = imageToBytes(image);
   const int height = static_cast<int>(bytes.size(0)), width = static_cast<int>(bytes.size(1));
   av::FramePtr frame = av::allocFrame(AV_PIX_FMT_RGB24, width, height);
   const uint8_t* src = bytes.data_ptr<uint8_t>();
@@ -132,12 +135,14 @@ VideoReport stylizeVideo(Stylizer& stylizer, const VideoJob& job, const VideoCal
     std::vector<const AVFrame*> frames;
     for (const auto& item : batch) frames.push_back(item.frame.get());
     const auto t0 = Clock::now();
-    torch::Tensor images = resizeFrames(framesToTensor(frames, stylizer.device()), processHeight, processWidth);
-    torch::Tensor out = resizeFrames(stylizer(images, job.stylize), info.height, info.width).cpu();
+    const torch::Tensor inputs = framesToTensor(frames, stylizer.device());
+    torch::Tensor out =
+        resizeFrames(stylizer(resizeFrames(inputs, processHeight, processWidth), job.stylize), info.height, info.width)
+            .cpu();
     if (stabilizer) {
-      const torch::Tensor inputs = framesToTensor(frames, torch::kCPU);
+      const torch::Tensor cpuInputs = inputs.cpu();
       std::vector<torch::Tensor> steady;  // `out` is an inference tensor: build a new one
-      for (int64_t i = 0; i < out.size(0); ++i) steady.push_back((*stabilizer)(inputs[i], out[i]));
+      for (int64_t i = 0; i < out.size(0); ++i) steady.push_back((*stabilizer)(cpuInputs[i], out[i]));
       out = torch::stack(steady);
     }
     report.inferenceSeconds += secondsSince(t0);

@@ -17,6 +17,8 @@ namespace stylize {
 // Packed RGB24 frames ↔ [N, 3, H, W] float tensors in [0, 1] on `device`.
 torch::Tensor framesToTensor(const std::vector<const AVFrame*>& frames, const torch::Device& device);
 av::FramePtr tensorToFrame(const torch::Tensor& image);  // [3, H, W] → RGB24, any device
+// [3, H, W] in [0, 1] → [H, W, 3] uint8 on the CPU, rounded: what tensorToFrame copies into the frame.
+torch::Tensor imageToBytes(const torch::Tensor& image);
 
 // [N, 3, H, W] to another size: antialiased bilinear (no aliasing shrinking 4K, smooth scaling back).
 torch::Tensor resizeFrames(const torch::Tensor& images, int height, int width);

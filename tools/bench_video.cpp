@@ -176,6 +176,7 @@ int benchLive(const cxxopts::ParseResult& args) {
   std::cout
       << "| model | architecture | --target-fps | stylized at | fps | latency (ms) |\n|---|---|---|---|---|---|\n";
   for (const auto& model : benchModels(args)) {
+    const std::string architecture = loadStyleModel(model).info.value("architecture", nlohmann::json::object()).dump();
     for (const double target : {0.0, 15.0}) {
       LiveOptions o;
       o.input = clip;
@@ -194,11 +195,9 @@ int benchLive(const cxxopts::ParseResult& args) {
       const LiveStats s = session.stats();
       const double fps = (s.frames - start) / since(t0);
       std::sort(latencies.begin(), latencies.end());
-      std::cout << fmt::format(
-          "| {} | {} | {} | {}x{} | {:.1f} | {:.0f} |\n", model.filename().string(),
-          Stylizer(model, torch::kCPU).info().value("architecture", nlohmann::json::object()).dump(),
-          target > 0 ? fmt::format("{:.0f}", target) : "off", s.inferenceWidth, s.inferenceHeight, fps,
-          latencies.empty() ? 0.0 : latencies[latencies.size() / 2]);
+      std::cout << fmt::format("| {} | {} | {} | {}x{} | {:.1f} | {:.0f} |\n", model.filename().string(), architecture,
+                               target > 0 ? fmt::format("{:.0f}", target) : "off", s.inferenceWidth, s.inferenceHeight,
+                               fps, latencies.empty() ? 0.0 : latencies[latencies.size() / 2]);
     }
   }
   return 0;

@@ -18,6 +18,9 @@ namespace fs = std::filesystem;
 
 namespace stylize::cli {
 
+namespace {
+
+// --size, --max-size, --start, --duration.
 void addVideoInputOptions(cxxopts::Options& options) {
   // clang-format off
   options.add_options("Input")
@@ -40,6 +43,8 @@ ReadOptions readOptionsFromArgs(const cxxopts::ParseResult& args) {
   }
   return o;
 }
+
+}  // namespace
 
 int runVideo(int argc, char** argv) {
   cxxopts::Options options(

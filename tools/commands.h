@@ -6,9 +6,6 @@
 #include <vector>
 
 #include "infer/stylizer.h"
-#ifdef STYLIZE_HAVE_VIDEO
-#include "infer/video_decoder.h"
-#endif
 #include "train/perceptual_loss.h"
 
 namespace stylize::cli {
@@ -20,11 +17,6 @@ int runImage(int argc, char** argv);
 int runEval(int argc, char** argv);
 int runVideo(int argc, char** argv);
 int runLive(int argc, char** argv);
-#ifdef STYLIZE_HAVE_VIDEO
-// --size, --max-size, --start, --duration: shared by video and live.
-void addVideoInputOptions(cxxopts::Options& options);
-ReadOptions readOptionsFromArgs(const cxxopts::ParseResult& args);
-#endif
 int benchVideo(const cxxopts::ParseResult& args);
 int benchLive(const cxxopts::ParseResult& args);
 

@@ -53,7 +53,9 @@ TEST_F(VideoTest, KeepsEveryTimestampAudioBitsAndRotation) {
     EXPECT_EQ(result.width, 64);
     EXPECT_EQ(result.height, 48);
     expectTimesNear(result.frameTimes, source.frameTimes);
-    if (ext != ".mkv") EXPECT_NEAR(std::abs(source.rotation), 90, 1e-6);  // Matroska has no display matrix
+    if (ext != ".mkv") {  // Matroska has no display matrix
+      EXPECT_NEAR(std::abs(source.rotation), 90, 1e-6);
+    }
     EXPECT_NEAR(result.rotation, source.rotation, 1e-6);
     ASSERT_GT(source.audioPackets.size(), 40u);
     EXPECT_EQ(result.audioPackets, source.audioPackets);  // copied, not re-encoded
