@@ -5,10 +5,26 @@
 
 namespace stylize {
 
+nlohmann::json architectureJson(const TransformerConfig& config) {
+  return {{"type", architectureName(config.type)}, {"width", config.width}, {"blocks", config.blocks}};
+}
+
+TransformerConfig architectureFromJson(const nlohmann::json& arch, const std::string& where) {
+  if (!arch.is_object() || !arch.contains("width") || !arch["width"].is_number_integer() || !arch.contains("blocks") ||
+      !arch["blocks"].is_number_integer() || (arch.contains("type") && !arch["type"].is_string()))
+    throw Error(where + ": model metadata lacks architecture.width / architecture.blocks");
+  try {
+    return {arch["width"].get<int64_t>(), arch["blocks"].get<int64_t>(),
+            parseArchitecture(arch.value("type", std::string("johnson")))};
+  } catch (const Error& e) {
+    throw Error(where + ": " + e.what());
+  }
+}
+
 void saveStyleModel(const std::filesystem::path& path, TransformerNet& net, nlohmann::json info, bool fp16) {
   info["format"] = "stylize-transformer";
-  info["version"] = kStyleModelVersion;
-  info["architecture"] = {{"width", net->config().width}, {"blocks", net->config().blocks}};
+  info["version"] = net->config().type == Architecture::kJohnson ? 1 : kStyleModelVersion;
+  info["architecture"] = architectureJson(net->config());
   info["dtype"] = fp16 ? "float16" : "float32";
   Safetensors file;
   for (const auto& p : net->named_parameters())
@@ -35,12 +51,8 @@ StyleModel loadStyleModel(const std::filesystem::path& path) {
       info["version"].get<int>() > kStyleModelVersion)
     throw Error(where + ": model format version " + (info.contains("version") ? info["version"].dump() : "missing") +
                 " is newer than this stylize understands (" + std::to_string(kStyleModelVersion) + ")");
-  const auto& arch = info.contains("architecture") ? info["architecture"] : nlohmann::json();
-  if (!arch.is_object() || !arch.contains("width") || !arch["width"].is_number_integer() || !arch.contains("blocks") ||
-      !arch["blocks"].is_number_integer())
-    throw Error(where + ": model metadata lacks architecture.width / architecture.blocks");
-
-  TransformerConfig config{arch["width"].get<int64_t>(), arch["blocks"].get<int64_t>()};
+  const TransformerConfig config =
+      architectureFromJson(info.contains("architecture") ? info["architecture"] : nlohmann::json(), where);
   try {
     model.net = TransformerNet(config);
   } catch (const Error& e) {

@@ -10,12 +10,18 @@
 
 namespace stylize {
 
-constexpr int kStyleModelVersion = 1;
+// Version 2 added architecture.type (compact models are written as version 2; Johnson models stay 1 so
+// that older stylize builds still read them).
+constexpr int kStyleModelVersion = 2;
 
 struct StyleModel {
   TransformerNet net{nullptr};
-  nlohmann::json info;  // everything but the weights; info["architecture"] = {width, blocks}
+  nlohmann::json info;  // everything but the weights; info["architecture"] = {type, width, blocks}
 };
+
+// {"type": "johnson"|"compact", "width": w, "blocks": b}; a missing type reads as johnson (version 1).
+nlohmann::json architectureJson(const TransformerConfig& config);
+TransformerConfig architectureFromJson(const nlohmann::json& json, const std::string& where);
 
 // fp16 halves the file; weights are widened back to fp32 on load. Written atomically.
 void saveStyleModel(const std::filesystem::path& path, TransformerNet& net, nlohmann::json info, bool fp16 = false);

@@ -133,7 +133,8 @@ struct NetCase {
   std::string name;
   TransformerConfig config;
 };
-const std::vector<NetCase> kNets = {{"default", {32, 5}}, {"small", {16, 3}}};
+const std::vector<NetCase> kNets = {
+    {"default", {32, 5}}, {"small", {16, 3}}, {"compact", {8, 3, Architecture::kCompact}}};
 
 int benchTransformer(const cxxopts::ParseResult& args) {
   const torch::Device device = applyComputeOptions(args);
@@ -155,8 +156,12 @@ int benchTransformer(const cxxopts::ParseResult& args) {
         stylizer(x);
         if (device.is_cuda()) torch::cuda::synchronize();
       });
-      spec["inference"].push_back(
-          {{"name", name}, {"width", net.config.width}, {"blocks", net.config.blocks}, {"height", h}, {"width_px", w}});
+      spec["inference"].push_back({{"name", name},
+                                   {"type", architectureName(net.config.type)},
+                                   {"width", net.config.width},
+                                   {"blocks", net.config.blocks},
+                                   {"height", h},
+                                   {"width_px", w}});
     }
   }
 
@@ -175,8 +180,12 @@ int benchTransformer(const cxxopts::ParseResult& args) {
       trainer.step(batch);
       if (device.is_cuda()) torch::cuda::synchronize();
     });
-    spec["train"].push_back(
-        {{"name", name}, {"width", net.config.width}, {"blocks", net.config.blocks}, {"batch", 4}, {"size", 256}});
+    spec["train"].push_back({{"name", name},
+                             {"type", architectureName(net.config.type)},
+                             {"width", net.config.width},
+                             {"blocks", net.config.blocks},
+                             {"batch", 4},
+                             {"size", 256}});
   }
   fs::remove_all(tmp);
 

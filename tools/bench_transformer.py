@@ -64,6 +64,30 @@ class TransformerNet(nn.Module):
         return (torch.tanh(self.deconv3(y)) + 1) / 2
 
 
+class CompactNet(nn.Module):
+    """Stylize's compact network (nets/compact_net.h), written the idiomatic way."""
+
+    def __init__(self, w=8, blocks=3):
+        super().__init__()
+        self.stem, self.in1 = ConvLayer(3, w, 3, 2), nn.InstanceNorm2d(w, affine=True)
+        self.down, self.in2 = ConvLayer(w, 4 * w, 3, 2), nn.InstanceNorm2d(4 * w, affine=True)
+        self.res = nn.Sequential(*[ResidualBlock(4 * w) for _ in range(blocks)])
+        self.expand, self.in3 = nn.Conv2d(4 * w, 4 * w, 1), nn.InstanceNorm2d(w, affine=True)
+        self.to_rgb = ConvLayer(w, 12, 3, 1)
+
+    def forward(self, x):
+        y = F.relu(self.in1(self.stem(x)))
+        y = F.relu(self.in2(self.down(y)))
+        y = self.res(y)
+        y = F.relu(self.in3(F.pixel_shuffle(self.expand(y), 2)))
+        return (torch.tanh(F.pixel_shuffle(self.to_rgb(y), 2)) + 1) / 2
+
+
+def make_net(case):
+    kind = CompactNet if case.get("type") == "compact" else TransformerNet
+    return kind(case["width"], case["blocks"])
+
+
 def median_time(fn, repeats):
     fn()
     fn()
@@ -80,7 +104,7 @@ def main():
     torch.set_num_threads(spec["threads"])
     results = {}
     for case in spec["inference"]:
-        net = TransformerNet(case["width"], case["blocks"]).eval()
+        net = make_net(case).eval()
         x = torch.rand(1, 3, case["height"], case["width_px"])
 
         def infer():
@@ -91,7 +115,7 @@ def main():
     content_layers, style_layers, levels = spec["content_layers"], spec["style_layers"], spec["pyramid"]
     vgg = losses.Vgg(losses.read_safetensors(spec["weights"]), content_layers + style_layers, spec["pooling"])
     for case in spec["train"]:
-        net = TransformerNet(case["width"], case["blocks"]).train()
+        net = make_net(case).train()
         opt = torch.optim.Adam(net.parameters(), 1e-3)
         x = torch.rand(case["batch"], 3, case["size"], case["size"])
         targets = losses.style_targets(vgg, torch.rand(1, 3, case["size"], case["size"]), style_layers, levels)

@@ -10,6 +10,8 @@
 #ifdef STYLIZE_HAVE_VIDEO
 #include "infer/ffmpeg.h"
 #include "infer/flicker.h"
+#include "infer/video_decoder.h"
+#include "infer/video_pipeline.h"
 #endif
 
 #include <sstream>
@@ -17,31 +19,88 @@
 namespace stylize::cli {
 namespace {
 
+// The loss network and style targets every `eval loss` measurement shares with `optimize` and `train`.
+struct LossYardstick {
+  torch::Device device;
+  Vgg19 vgg;
+  PerceptualLoss loss;
+
+  explicit LossYardstick(const cxxopts::ParseResult& args)
+      : device(applyComputeOptions(args)),
+        vgg(loadLossNetwork(args, device)),
+        loss(vgg, lossConfigFromArgs(args, vgg)) {
+    const StyleImages styles = loadStyleImages(args["style"].as<std::vector<std::string>>(),
+                                               std::lround(args["size"].as<int>() * args["style-scale"].as<double>()));
+    loss.setStyle(styles.images, styles.blend);
+  }
+
+  // content, image: [3, H, W]; the image is resampled to the content's size (outputs made at another size).
+  LossValues operator()(const torch::Tensor& content, const torch::Tensor& image) {
+    const Features targets = loss.contentTargets(content.unsqueeze(0).to(device));
+    torch::NoGradGuard noGrad;
+    const torch::Tensor resized = resizeImage(image, content.size(1), content.size(2));
+    return LossValues::of(loss(resized.unsqueeze(0).to(device), targets));
+  }
+};
+
+std::string lossRow(const std::string& name, const LossValues& t) {
+  return fmt::format("{},{:.6g},{:.6g},{:.6g},{:.6g}\n", name, t.content, t.style, t.tv, t.total);
+}
+
 // The perceptual loss of finished images against one content photo and the style, with the same loss
 // network and weights `optimize` and `train` use: a common yardstick for feed-forward models and the
 // Gatys optimizer.
 int evalLoss(const cxxopts::ParseResult& args) {
   if (!args.count("content") || !args.count("style") || !args.count("image"))
     throw Error("stylize eval loss: --content, --style and --image are required (see --help)");
-  const int size = args["size"].as<int>();
-  const torch::Device device = applyComputeOptions(args);
-  const torch::Tensor content = resizeLongSide(loadImage(args["content"].as<std::string>()), size);
-  const StyleImages styles = loadStyleImages(args["style"].as<std::vector<std::string>>(),
-                                             std::lround(size * args["style-scale"].as<double>()));
-  const Vgg19 vgg = loadLossNetwork(args, device);
-  PerceptualLoss loss(vgg, lossConfigFromArgs(args, vgg));
-  loss.setStyle(styles.images, styles.blend);
-  const Features targets = loss.contentTargets(content.unsqueeze(0).to(device));
-  torch::NoGradGuard noGrad;
+  const torch::Tensor content = resizeLongSide(loadImage(args["content"].as<std::string>()), args["size"].as<int>());
+  LossYardstick measure(args);
   std::cout << "image,content,style,tv,total\n";
-  for (const auto& path : args["image"].as<std::vector<std::string>>()) {
-    // Compared at the content's size: an output made at another size is resampled first.
-    const torch::Tensor image = resizeImage(loadImage(path), content.size(1), content.size(2));
-    const LossValues t = LossValues::of(loss(image.unsqueeze(0).to(device), targets));
-    std::cout << fmt::format("{},{:.6g},{:.6g},{:.6g},{:.6g}\n", path, t.content, t.style, t.tv, t.total);
-  }
+  for (const auto& path : args["image"].as<std::vector<std::string>>())
+    std::cout << lossRow(path, measure(content, loadImage(path)));
   return 0;
 }
+
+#ifdef STYLIZE_HAVE_VIDEO
+// The same loss for a stylized video: each of --samples frames spread evenly over the video against the
+// input frame it came from, then their mean. One frame says little: a model may do well on one scene and
+// wash out another.
+int evalVideoLoss(const cxxopts::ParseResult& args, const std::vector<std::string>& videos) {
+  if (!args.count("style")) throw Error("stylize eval loss: --style is required (see --help)");
+  const int64_t samples = args["samples"].as<int64_t>();
+  if (samples < 1) throw Error("--samples must be at least 1");
+  av::quietLogs();
+  VideoDecoder in(videos[0]), out(videos[1]);
+  const int64_t frames = std::max<int64_t>(in.info().frames, 1);
+  const int64_t step = std::max<int64_t>(frames / samples, 1);
+  LossYardstick measure(args);
+  const int size = args["size"].as<int>();
+  VideoDecoder::Item inItem, outItem;
+  auto next = [](VideoDecoder& decoder, VideoDecoder::Item& item) -> const AVFrame* {
+    while (decoder.next(item))
+      if (item.frame) return item.frame.get();
+    return nullptr;
+  };
+  std::cout << "frame,content,style,tv,total\n";
+  LossValues sum;
+  int64_t measured = 0;
+  for (int64_t index = 0; measured < samples; ++index) {
+    const AVFrame* a = next(in, inItem);
+    if (!a) break;
+    const AVFrame* b = next(out, outItem);
+    if (!b) throw Error(videos[1] + ": has fewer frames than " + videos[0]);
+    if (index % step != step / 2) continue;  // the middle of each stretch, not the first frame (often a fade)
+    const torch::Tensor content = resizeLongSide(framesToTensor({a}, torch::kCPU)[0], size);
+    const LossValues t = measure(content, framesToTensor({b}, torch::kCPU)[0]);
+    std::cout << lossRow(std::to_string(index), t);
+    sum += t;
+    ++measured;
+  }
+  if (measured == 0) throw Error(videos[0] + ": no video frames");
+  std::cout << lossRow("mean", sum / double(measured));
+  return 0;
+}
+#endif
 
 #ifdef STYLIZE_HAVE_VIDEO
 // Warping error (Lai et al. 2018) of a stylized video against its input, next to the input's own.
@@ -76,6 +135,8 @@ int runEval(int argc, char** argv) {
                            "Measure finished outputs.\n"
                            "  stylize eval loss --content photo.jpg --style starry.jpg --image a.jpg --image b.jpg\n"
                            "      perceptual loss (content, style, tv, total) of each image, as CSV\n"
+                           "  stylize eval loss input.mp4 stylized.mp4 --style starry.jpg --samples 8\n"
+                           "      the same for 8 frames spread over a stylized video, and their mean\n"
                            "  stylize eval flicker input.mp4 stylized.mp4\n"
                            "      warping error (Lai et al. 2018) of the stylized video and of the input (the floor)\n"
                            "  stylize eval flicker pan.mp4 stylized.mp4 --exact-motion 4,0\n"
@@ -83,7 +144,8 @@ int runEval(int argc, char** argv) {
   // clang-format off
   options.add_options()
       ("what", "loss or flicker", cxxopts::value<std::string>())
-      ("videos", "flicker: input and stylized video", cxxopts::value<std::vector<std::string>>())
+      ("videos", "input and stylized video", cxxopts::value<std::vector<std::string>>())
+      ("samples", "loss of a video: frames to measure, spread evenly", cxxopts::value<int64_t>()->default_value("8"))
       ("frames", "flicker: measure at most this many frames (0 = all)", cxxopts::value<int64_t>()->default_value("0"))
       ("exact-motion", "flicker: content motion DX,DY in pixels per frame instead of optical flow", cxxopts::value<std::string>())
       ("content", "content photo", cxxopts::value<std::string>())
@@ -99,6 +161,10 @@ int runEval(int argc, char** argv) {
   options.positional_help("loss|flicker [INPUT STYLIZED]");
   auto args = parse(options, argc, argv);
   const std::string what = args.count("what") ? args["what"].as<std::string>() : "";
+  const auto videos = args.count("videos") ? args["videos"].as<std::vector<std::string>>() : std::vector<std::string>{};
+#ifdef STYLIZE_HAVE_VIDEO
+  if (what == "loss" && videos.size() == 2) return evalVideoLoss(args, videos);
+#endif
   if (what == "loss") return evalLoss(args);
 #ifdef STYLIZE_HAVE_VIDEO
   if (what == "flicker") return evalFlicker(args);

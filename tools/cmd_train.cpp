@@ -76,6 +76,8 @@ int runTrain(int argc, char** argv) {
       "Train a feed-forward style model (Johnson et al. 2016) on a folder of photos, once per painting.\n"
       "  stylize train --style starry_night.jpg --dataset photos/ -o starry.safetensors\n"
       "  stylize train --style wave.jpg --dataset photos/ -o wave.safetensors --width 16 --blocks 3 --iterations 4000\n"
+      "  stylize train --style wave.jpg --dataset photos/ -o wave_live.safetensors --architecture compact   for live "
+      "video\n"
       "  stylize train ... --resume starry.ckpt.safetensors     continue an interrupted run exactly\n"
       "Ctrl-C writes a checkpoint and exits; run the same command with --resume to continue.\n");
   // clang-format off
@@ -90,8 +92,9 @@ int runTrain(int argc, char** argv) {
       ("style-size", "long side of the style image", cxxopts::value<int64_t>()->default_value("512"))
       ("lr", "Adam learning rate", cxxopts::value<double>()->default_value("0.001"))
       ("lr-final", "learning rate at the end as a fraction of --lr (cosine decay; 1 = constant)", cxxopts::value<double>()->default_value("0.1"))
-      ("width", "channels of the first layer (Johnson: 32; 16 for a fast CPU model)", cxxopts::value<int64_t>()->default_value("32"))
-      ("blocks", "residual blocks (Johnson: 5)", cxxopts::value<int64_t>()->default_value("5"))
+      ("architecture", "johnson (Johnson et al.'s network) or compact (7x less work per pixel, for live video on a CPU)", cxxopts::value<std::string>()->default_value("johnson"))
+      ("width", "channels of the first layer (default: johnson 32, 16 for a fast CPU model; compact 8)", cxxopts::value<int64_t>())
+      ("blocks", "residual blocks (default: johnson 5, compact 3)", cxxopts::value<int64_t>())
       ("checkpoint", "checkpoint file (default: OUTPUT stem + .ckpt.safetensors)", cxxopts::value<std::string>())
       ("checkpoint-every", "iterations between checkpoints", cxxopts::value<int64_t>()->default_value("1000"))
       ("resume", "continue from this checkpoint", cxxopts::value<std::string>())
@@ -100,7 +103,7 @@ int runTrain(int argc, char** argv) {
       ("fp16", "store the model in half precision (half the size)")
       ("temporal-weight", "temporal consistency: stylize(move(x)) should equal move(stylize(x)) for random small motions (0 = off; try 20)", cxxopts::value<double>()->default_value("0"))
       ("temporal-noise", "noise std added to the moved copy (robustness to sensor/codec noise)", cxxopts::value<double>()->default_value("0.02"))
-      ("init-model", "start from this trained model's weights (e.g. fine-tune a model with --temporal-weight)", cxxopts::value<std::string>());
+      ("init-model", "start from this trained model's weights and architecture (e.g. fine-tune a model with --temporal-weight)", cxxopts::value<std::string>());
   // clang-format on
   addLossOptions(options);
   addVggOptions(options);
@@ -142,7 +145,17 @@ int runTrain(int argc, char** argv) {
   loss.setStyle(style.images, style.blend);
 
   TrainOptions opt;
-  opt.architecture = {args["width"].as<int64_t>(), args["blocks"].as<int64_t>()};
+  // A fine-tune (--init-model) keeps the model's architecture unless told otherwise.
+  std::optional<StyleModel> start;
+  if (args.count("init-model") && !args.count("resume")) start = loadStyleModel(args["init-model"].as<std::string>());
+  if (start && !args.count("architecture")) opt.architecture = start->net->config();
+  if (args.count("architecture") || !start) {
+    opt.architecture.type = parseArchitecture(args["architecture"].as<std::string>());
+    opt.architecture.width = opt.architecture.type == Architecture::kCompact ? 8 : 32;
+    opt.architecture.blocks = opt.architecture.type == Architecture::kCompact ? 3 : 5;
+  }
+  if (args.count("width")) opt.architecture.width = args["width"].as<int64_t>();
+  if (args.count("blocks")) opt.architecture.blocks = args["blocks"].as<int64_t>();
   opt.batches.batchSize = args["batch-size"].as<int64_t>();
   opt.batches.imageSize = args["image-size"].as<int64_t>();
   opt.batches.seed = args["seed"].as<uint64_t>();
@@ -185,18 +198,15 @@ int runTrain(int argc, char** argv) {
   if (args.count("init-model"))
     info["training"]["init_model"] = fs::path(args["init-model"].as<std::string>()).filename();
   Trainer trainer(loss, opt, info);
-  if (args.count("init-model") && !args.count("resume")) {
-    StyleModel start = loadStyleModel(args["init-model"].as<std::string>());
-    trainer.initFrom(start.net);
-  }
+  if (start) trainer.initFrom(start->net);
   if (args.count("resume")) {
     trainer.resume(args["resume"].as<std::string>());
     std::cerr << "stylize: resumed at iteration " << trainer.iteration() << "\n";
   }
-  std::cerr << "stylize: training " << opt.architecture.width << "-wide, " << opt.architecture.blocks
-            << "-block network on " << photos.files().size() << " photos, " << opt.iterations << " iterations of "
-            << opt.batches.batchSize << "×" << opt.batches.imageSize << "², " << torch::get_num_threads()
-            << " threads on " << device << "\n"
+  std::cerr << "stylize: training " << opt.architecture.width << "-wide, " << opt.architecture.blocks << "-block "
+            << architectureName(opt.architecture.type) << " network on " << photos.files().size() << " photos, "
+            << opt.iterations << " iterations of " << opt.batches.batchSize << "×" << opt.batches.imageSize << "², "
+            << torch::get_num_threads() << " threads on " << device << "\n"
             << "stylize: loss " << describeLossConfig(loss.config())
             << (opt.temporalWeight > 0
                     ? fmt::format(", temporal ×{:g} (noise {:g})", opt.temporalWeight, opt.temporalNoise)

@@ -8,6 +8,7 @@
 
 #include "data/error.h"
 #include "data/safetensors.h"
+#include "nets/style_model.h"
 #include "train/temporal_loss.h"
 
 namespace stylize {
@@ -113,7 +114,8 @@ void Trainer::initFrom(TransformerNet& trained) {
   for (auto& p : net_->named_parameters()) {
     const torch::Tensor* t = source.find(p.key());
     if (!t || t->sizes() != p.value().sizes())
-      throw Error("--init-model: the model's architecture differs from --width/--blocks (\"" + p.key() + "\")");
+      throw Error("--init-model: the model's architecture differs from --architecture/--width/--blocks (\"" + p.key() +
+                  "\")");
     p.value().copy_(*t);
   }
 }
@@ -129,7 +131,7 @@ void Trainer::saveCheckpoint(const std::filesystem::path& path) {
   nlohmann::json meta = info_;
   meta["iteration"] = iteration_;
   meta["seconds"] = elapsedSeconds();
-  meta["architecture"] = {{"width", options_.architecture.width}, {"blocks", options_.architecture.blocks}};
+  meta["architecture"] = architectureJson(options_.architecture);
   file.metadata["stylize-checkpoint"] = meta.dump();
   writeSafetensors(path, file);
 }
@@ -141,10 +143,10 @@ void Trainer::resume(const std::filesystem::path& checkpoint) {
   if (meta == file.metadata.end()) throw Error(where + ": not a Stylize training checkpoint");
   const nlohmann::json info = nlohmann::json::parse(meta->second, nullptr, false);
   if (info.is_discarded() || !info.contains("iteration")) throw Error(where + ": checkpoint metadata is damaged");
-  const nlohmann::json arch = {{"width", options_.architecture.width}, {"blocks", options_.architecture.blocks}};
-  if (info.value("architecture", nlohmann::json()) != arch)
-    throw Error(where + ": checkpoint architecture " + info.value("architecture", nlohmann::json()).dump() +
-                " differs from the requested " + arch.dump());
+  const nlohmann::json saved = info.value("architecture", nlohmann::json());
+  if (architectureFromJson(saved, where) != options_.architecture)
+    throw Error(where + ": checkpoint architecture " + saved.dump() + " differs from the requested " +
+                architectureJson(options_.architecture).dump());
   torch::NoGradGuard noGrad;
   for (auto& p : net_->named_parameters()) {
     auto it = file.tensors.find("model." + p.key());

@@ -139,3 +139,76 @@ TEST(UpsampleConvLayer, PhaseDecompositionEqualsUpsampleThenConv) {
 
 }  // namespace
 }  // namespace stylize
+
+namespace stylize {
+namespace {
+
+const TransformerConfig kCompact{8, 3, Architecture::kCompact};
+
+TEST(CompactNet, KeepsAnySizeAndLeavesFlatImagesFlat) {
+  TransformerNet net(kCompact);
+  torch::NoGradGuard noGrad;
+  for (auto [h, w] : std::vector<std::pair<int64_t, int64_t>>{{16, 16}, {17, 23}, {55, 97}, {480, 640}}) {
+    const torch::Tensor y = net->forward(torch::rand({1, 3, h, w}));
+    EXPECT_EQ(y.sizes(), torch::IntArrayRef({1, 3, h, w})) << h << "x" << w;
+  }
+  const torch::Tensor flat = net->forward(torch::full({1, 3, 37, 50}, 0.6));
+  EXPECT_LT((flat - flat.mean({2, 3}, true)).abs().max().item<float>(), 1e-4);
+}
+
+TEST(CompactNet, IsMuchSmallerThanTheSmallJohnsonNetwork) {
+  auto count = [](TransformerNet net) {
+    int64_t n = 0;
+    for (const auto& p : net->parameters()) n += p.numel();
+    return n;
+  };
+  EXPECT_EQ(count(TransformerNet(kCompact)), 60460);  // the same count as tools/bench_transformer.py's CompactNet
+  EXPECT_LT(count(TransformerNet(kCompact)) * 4, count(TransformerNet(TransformerConfig{16, 3})));
+}
+
+TEST(CompactNet, PixelShuffleLayersStartAsNearestUpsampling) {
+  // Each 2×2 output block comes from one input position: at initialisation its four phases are equal.
+  torch::nn::Conv2d conv(torch::nn::Conv2dOptions(6, 3 * 4, 3).padding(1));
+  initForPixelShuffle(conv, 2);
+  torch::NoGradGuard noGrad;
+  const torch::Tensor y = torch::pixel_shuffle(conv(torch::randn({1, 6, 5, 7})), 2);  // [1, 3, 10, 14]
+  using torch::indexing::None;
+  using torch::indexing::Slice;
+  const torch::Tensor phase00 = y.index({Slice(), Slice(), Slice(0, None, 2), Slice(0, None, 2)});
+  for (auto [a, b] : std::vector<std::pair<int, int>>{{0, 1}, {1, 0}, {1, 1}})
+    EXPECT_TRUE(torch::equal(phase00, y.index({Slice(), Slice(), Slice(a, None, 2), Slice(b, None, 2)})));
+  EXPECT_GT(phase00.std().item<float>(), 0.1);
+}
+
+TEST(CompactNet, RoundTripsThroughTheModelFormat) {
+  test::TempDir dir;
+  TransformerNet net(kCompact);
+  net->eval();
+  const torch::Tensor x = torch::rand({1, 3, 40, 36});
+  torch::NoGradGuard noGrad;
+  saveStyleModel(dir / "live.safetensors", net, {});
+  StyleModel model = loadStyleModel(dir / "live.safetensors");
+  EXPECT_EQ(model.info["architecture"]["type"], "compact");
+  EXPECT_EQ(model.info["version"], 2);
+  EXPECT_TRUE(model.net->config() == kCompact);
+  EXPECT_TRUE(torch::allclose(model.net->forward(x), net->forward(x), 1e-5, 1e-6));
+
+  // Johnson models keep version 1, and version-1 files without a type are Johnson models.
+  TransformerNet johnson(TransformerConfig{8, 1});
+  saveStyleModel(dir / "j.safetensors", johnson, {});
+  EXPECT_EQ(loadStyleModel(dir / "j.safetensors").info["version"], 1);
+  Safetensors old = readSafetensors(dir / "j.safetensors");
+  old.metadata["stylize"] = R"({"format":"stylize-transformer","version":1,"architecture":{"width":8,"blocks":1}})";
+  writeSafetensors(dir / "old.safetensors", old);
+  EXPECT_EQ(loadStyleModel(dir / "old.safetensors").net->config().type, Architecture::kJohnson);
+
+  Safetensors unknown = old;
+  unknown.metadata["stylize"] =
+      R"({"format":"stylize-transformer","version":2,"architecture":{"type":"tiny","width":8,"blocks":1}})";
+  writeSafetensors(dir / "unknown.safetensors", unknown);
+  EXPECT_NE(loadError(dir / "unknown.safetensors").find("unknown architecture \"tiny\""), std::string::npos)
+      << loadError(dir / "unknown.safetensors");
+}
+
+}  // namespace
+}  // namespace stylize

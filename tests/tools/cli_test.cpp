@@ -234,6 +234,34 @@ TEST_F(TrainCli, EvalLossIsZeroForItsOwnTargets) {
 }
 
 #ifdef STYLIZE_HAVE_VIDEO
+TEST_F(TrainCli, EvalLossOfAVideoMeasuresSpreadFramesAndTheirMean) {
+  av::quietLogs();
+  test::VideoSpec spec;
+  spec.framesMs = test::constantRate(12, 10);
+  spec.motionX = 2;
+  spec.lossless = true;
+  test::writeTestVideo(dir / "in.mkv", spec);
+  spec.motionX = 0;
+  test::writeTestVideo(dir / "other.mkv", spec);
+  const std::string common = " --style " + (dir / "style.png").string() + " --vgg " +
+                             (dir / "vgg.safetensors").string() +
+                             " --content-layers relu2_2 --style-layers relu1_1,relu2_1 --size 64 --samples 4";
+  auto r = runStylize("eval loss " + (dir / "in.mkv").string() + " " + (dir / "in.mkv").string() + common, dir.path());
+  ASSERT_EQ(r.exitCode, 0) << r.output;
+  // Four sampled frames, then the mean; a video is its own content target.
+  std::istringstream rows(r.output.substr(r.output.find("frame,content,style,tv,total\n")));
+  std::vector<std::string> frames;
+  for (std::string line; std::getline(rows, line);)
+    if (line.find(",0,") != std::string::npos) frames.push_back(line.substr(0, line.find(',')));
+  ASSERT_EQ(frames.size(), 5u) << r.output;
+  EXPECT_EQ(frames.back(), "mean");
+  EXPECT_LT(std::stoi(frames[0]), std::stoi(frames[1]));
+  r = runStylize("eval loss " + (dir / "in.mkv").string() + " " + (dir / "other.mkv").string() + common, dir.path());
+  ASSERT_EQ(r.exitCode, 0) << r.output;
+  EXPECT_NE(r.output.find("\nmean,"), std::string::npos);
+  EXPECT_EQ(r.output.find("\nmean,0,"), std::string::npos) << r.output;  // moved content: a content loss
+}
+
 TEST(VideoCli, ErrorsNameTheFileAndCtrlCLeavesAValidShorterVideo) {
   test::TempDir dir;
   av::quietLogs();

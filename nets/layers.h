@@ -1,0 +1,44 @@
+// The building blocks both transform networks are made of. Reflection padding everywhere: zero padding
+// leaves dark frames around every stylized image.
+#pragma once
+
+#include <torch/torch.h>
+
+namespace stylize {
+
+torch::nn::InstanceNorm2d instanceNorm(int64_t channels);
+
+// Reflection padding + convolution.
+struct ConvLayerImpl : torch::nn::Module {
+  ConvLayerImpl(int64_t in, int64_t out, int64_t kernel, int64_t stride);
+  torch::Tensor forward(const torch::Tensor& x);
+  torch::nn::ReflectionPad2d pad{nullptr};
+  torch::nn::Conv2d conv{nullptr};
+};
+TORCH_MODULE(ConvLayer);
+
+struct ResidualBlockImpl : torch::nn::Module {
+  explicit ResidualBlockImpl(int64_t channels);
+  torch::Tensor forward(const torch::Tensor& x);
+  ConvLayer conv1{nullptr}, conv2{nullptr};
+  torch::nn::InstanceNorm2d in1{nullptr}, in2{nullptr};
+};
+TORCH_MODULE(ResidualBlock);
+
+// Nearest ×2 upsampling then a reflection-padded 3×3 conv, computed without materialising the upsampled
+// image: each of the four output phases is a 2×2 conv of the (replicate-padded) input with summed taps.
+// Exactly the same result for 2.25× fewer multiply-adds. forwardReference() is the literal version.
+struct UpsampleConvLayerImpl : torch::nn::Module {
+  UpsampleConvLayerImpl(int64_t in, int64_t out, int64_t kernel);
+  torch::Tensor forward(const torch::Tensor& x);
+  torch::Tensor forwardReference(const torch::Tensor& x);
+  ConvLayer conv{nullptr};
+};
+TORCH_MODULE(UpsampleConvLayer);
+
+// Initialises a convolution that feeds pixel_shuffle(·, factor) so that the shuffled output starts as
+// nearest-neighbour upsampling of one sub-kernel's output (Aitken et al. 2017, "ICNR"): all phases share
+// weights at first, so training does not start from a checkerboard.
+void initForPixelShuffle(torch::nn::Conv2d& conv, int64_t factor);
+
+}  // namespace stylize
