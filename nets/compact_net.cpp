@@ -10,20 +10,17 @@ CompactNetImpl::CompactNetImpl(int64_t w, int64_t blocks) {
   residuals = torch::nn::Sequential();
   for (int64_t i = 0; i < blocks; ++i) residuals->push_back(ResidualBlock(4 * w));
   residuals = register_module("residuals", residuals);
-  expand = register_module("expand", torch::nn::Conv2d(torch::nn::Conv2dOptions(4 * w, 4 * w, 1)));
+  up = register_module("up", UpsampleConvLayer(4 * w, w, 3));
   in3 = register_module("in3", instanceNorm(w));
-  toRgb = register_module("to_rgb", ConvLayer(w, 3 * 4, 3, 1));
-  initForPixelShuffle(expand, 2);
-  initForPixelShuffle(toRgb->conv, 2);
+  toRgb = register_module("to_rgb", UpsampleConvLayer(w, 3, 3));
 }
 
 torch::Tensor CompactNetImpl::forward(const torch::Tensor& x) {
-  namespace F = torch::nn::functional;
   torch::Tensor y = torch::relu(in1(stem(x)));
   y = torch::relu(in2(down(y)));
   y = residuals->forward(y);
-  y = torch::relu(in3(F::pixel_shuffle(expand(y), 2)));
-  return F::pixel_shuffle(toRgb(y), 2);
+  y = torch::relu(in3(up(y)));
+  return toRgb(y);
 }
 
 }  // namespace stylize

@@ -56,15 +56,4 @@ torch::Tensor UpsampleConvLayerImpl::forward(const torch::Tensor& x) {
   return phases.reshape({x.size(0), w.size(0), 2 * n, 2 * m});
 }
 
-void initForPixelShuffle(torch::nn::Conv2d& conv, int64_t factor) {
-  torch::NoGradGuard noGrad;
-  const int64_t phases = factor * factor;
-  torch::Tensor& w = conv->weight;
-  TORCH_CHECK(w.size(0) % phases == 0, "pixel shuffle by ", factor, " needs a multiple of ", phases, " channels");
-  // pixel_shuffle takes output channel c from input channels c·r² … c·r² + r² − 1: repeat each sub-kernel.
-  w.copy_(w.index({torch::indexing::Slice(0, w.size(0) / phases)}).repeat_interleave(phases, 0));
-  if (conv->bias.defined())
-    conv->bias.copy_(conv->bias.index({torch::indexing::Slice(0, w.size(0) / phases)}).repeat_interleave(phases, 0));
-}
-
 }  // namespace stylize

@@ -36,9 +36,4 @@ struct UpsampleConvLayerImpl : torch::nn::Module {
 };
 TORCH_MODULE(UpsampleConvLayer);
 
-// Initialises a convolution that feeds pixel_shuffle(·, factor) so that the shuffled output starts as
-// nearest-neighbour upsampling of one sub-kernel's output (Aitken et al. 2017, "ICNR"): all phases share
-// weights at first, so training does not start from a checkerboard.
-void initForPixelShuffle(torch::nn::Conv2d& conv, int64_t factor);
-
 }  // namespace stylize

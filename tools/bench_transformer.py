@@ -72,15 +72,15 @@ class CompactNet(nn.Module):
         self.stem, self.in1 = ConvLayer(3, w, 3, 2), nn.InstanceNorm2d(w, affine=True)
         self.down, self.in2 = ConvLayer(w, 4 * w, 3, 2), nn.InstanceNorm2d(4 * w, affine=True)
         self.res = nn.Sequential(*[ResidualBlock(4 * w) for _ in range(blocks)])
-        self.expand, self.in3 = nn.Conv2d(4 * w, 4 * w, 1), nn.InstanceNorm2d(w, affine=True)
-        self.to_rgb = ConvLayer(w, 12, 3, 1)
+        self.up, self.in3 = UpsampleConvLayer(4 * w, w, 3), nn.InstanceNorm2d(w, affine=True)
+        self.to_rgb = UpsampleConvLayer(w, 3, 3)
 
     def forward(self, x):
         y = F.relu(self.in1(self.stem(x)))
         y = F.relu(self.in2(self.down(y)))
         y = self.res(y)
-        y = F.relu(self.in3(F.pixel_shuffle(self.expand(y), 2)))
-        return (torch.tanh(F.pixel_shuffle(self.to_rgb(y), 2)) + 1) / 2
+        y = F.relu(self.in3(self.up(y)))
+        return (torch.tanh(self.to_rgb(y)) + 1) / 2
 
 
 def make_net(case):
