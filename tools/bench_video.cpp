@@ -52,6 +52,12 @@ double peakMegabytes(const std::string& clip, const std::string& model, const fs
 
 namespace {
 
+// "compact 8/3": what a table row needs to tell models apart.
+std::string describeArchitecture(const nlohmann::json& info, const std::string& where) {
+  const TransformerConfig c = architectureFromJson(info.value("architecture", nlohmann::json()), where);
+  return fmt::format("{} {}/{}", architectureName(c.type), c.width, c.blocks);
+}
+
 std::vector<fs::path> benchModels(const cxxopts::ParseResult& args) {
   std::vector<fs::path> models;
   if (args.count("model")) {
@@ -96,7 +102,7 @@ int benchVideo(const cxxopts::ParseResult& args) {
   } cleanup{scratch};
 
   std::cout << fmt::format("model {} ({}), first {} s of each clip, {} threads on {}\n\n", model.filename().string(),
-                           stylizer.info().value("architecture", nlohmann::json::object()).dump(), seconds,
+                           describeArchitecture(stylizer.info(), model.string()), seconds,
                            torch::get_num_threads(), device.str());
   std::cout << "| clip | frames | model only (fps) | stylize video (fps) | ratio |"
             << (dump ? " frame dump (fps) | speed-up |" : "") << (memory ? " peak RSS, whole clip |" : "") << "\n";
@@ -176,7 +182,7 @@ int benchLive(const cxxopts::ParseResult& args) {
   std::cout
       << "| model | architecture | --target-fps | stylized at | fps | latency (ms) |\n|---|---|---|---|---|---|\n";
   for (const auto& model : benchModels(args)) {
-    const std::string architecture = loadStyleModel(model).info.value("architecture", nlohmann::json::object()).dump();
+    const std::string architecture = describeArchitecture(loadStyleModel(model).info, model.string());
     for (const double target : {0.0, 15.0}) {
       LiveOptions o;
       o.input = clip;

@@ -71,7 +71,10 @@ int evalVideoLoss(const cxxopts::ParseResult& args, const std::vector<std::strin
   if (samples < 1) throw Error("--samples must be at least 1");
   av::quietLogs();
   VideoDecoder in(videos[0]), out(videos[1]);
-  const int64_t frames = std::max<int64_t>(in.info().frames, 1);
+  // A stylized excerpt (--duration) is compared with the start of its input: spread over the shorter.
+  const int64_t inFrames = in.info().frames, outFrames = out.info().frames;
+  const int64_t frames = std::max<int64_t>(
+      inFrames > 0 && outFrames > 0 ? std::min(inFrames, outFrames) : std::max(inFrames, outFrames), 1);
   const int64_t step = std::max<int64_t>(frames / samples, 1);
   LossYardstick measure(args);
   const int size = args["size"].as<int>();
@@ -88,7 +91,7 @@ int evalVideoLoss(const cxxopts::ParseResult& args, const std::vector<std::strin
     const AVFrame* a = next(in, inItem);
     if (!a) break;
     const AVFrame* b = next(out, outItem);
-    if (!b) throw Error(videos[1] + ": has fewer frames than " + videos[0]);
+    if (!b) break;
     if (index % step != step / 2) continue;  // the middle of each stretch, not the first frame (often a fade)
     const torch::Tensor content = resizeLongSide(framesToTensor({a}, torch::kCPU)[0], size);
     const LossValues t = measure(content, framesToTensor({b}, torch::kCPU)[0]);
