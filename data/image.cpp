@@ -47,13 +47,15 @@ torch::Tensor matToTensor(const cv::Mat& decoded) {
   return hwc.permute({2, 0, 1}).clone().clamp_(0, 1);
 }
 
-cv::Mat tensorToMat8(const torch::Tensor& image) {
-  torch::Tensor hwc = image.detach().to(torch::kCPU, torch::kFloat32).clamp(0, 1).mul(255).round_().to(torch::kUInt8);
-  hwc = hwc.permute({1, 2, 0}).contiguous();
-  cv::Mat rgb(static_cast<int>(hwc.size(0)), static_cast<int>(hwc.size(1)), CV_8UC3, hwc.data_ptr());
-  cv::Mat bgr;
-  cv::cvtColor(rgb, bgr, cv::COLOR_RGB2BGR);
-  return bgr;
+// Encodes an 8-bit BGR picture by the path's extension and writes it atomically.
+void writeImage(const fs::path& path, const cv::Mat& bgr, int quality) {
+  const std::string ext = lowerExtension(path);
+  std::vector<int> params;
+  if (ext == ".jpg" || ext == ".jpeg") params = {cv::IMWRITE_JPEG_QUALITY, quality};
+  if (ext == ".webp") params = {cv::IMWRITE_WEBP_QUALITY, quality};
+  std::vector<uchar> encoded;
+  if (!cv::imencode(ext, bgr, encoded, params)) throw Error(path.string() + ": encoding as " + ext + " failed");
+  writeFileAtomically(path, std::string(encoded.begin(), encoded.end()));
 }
 
 }  // namespace
@@ -90,14 +92,17 @@ void checkImageOutputPath(const fs::path& path) {
 void saveImage(const fs::path& path, const torch::Tensor& image, int jpegQuality) {
   checkImageOutputPath(path);
   if (image.dim() != 3 || image.size(0) != 3) throw Error(path.string() + ": expected a [3, H, W] image tensor");
-  const std::string ext = lowerExtension(path);
-  std::vector<int> params;
-  if (ext == ".jpg" || ext == ".jpeg") params = {cv::IMWRITE_JPEG_QUALITY, jpegQuality};
-  if (ext == ".webp") params = {cv::IMWRITE_WEBP_QUALITY, jpegQuality};
-  std::vector<uchar> encoded;
-  if (!cv::imencode(ext, tensorToMat8(image), encoded, params))
-    throw Error(path.string() + ": encoding as " + ext + " failed");
-  writeFileAtomically(path, std::string(encoded.begin(), encoded.end()));
+  torch::Tensor hwc = image.detach().to(torch::kCPU, torch::kFloat32).clamp(0, 1).mul(255).round_().to(torch::kUInt8);
+  hwc = hwc.permute({1, 2, 0}).contiguous();
+  saveImageBytes(path, hwc.data_ptr<uint8_t>(), int(hwc.size(1)), int(hwc.size(0)), int(hwc.size(1)) * 3, jpegQuality);
+}
+
+void saveImageBytes(const fs::path& path, const uint8_t* rgb, int width, int height, int stride, int jpegQuality) {
+  checkImageOutputPath(path);
+  const cv::Mat view(height, width, CV_8UC3, const_cast<uint8_t*>(rgb), size_t(stride));
+  cv::Mat bgr;
+  cv::cvtColor(view, bgr, cv::COLOR_RGB2BGR);
+  writeImage(path, bgr, jpegQuality);
 }
 
 torch::Tensor resizeImage(const torch::Tensor& image, int64_t height, int64_t width) {

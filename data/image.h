@@ -16,6 +16,10 @@ torch::Tensor loadImage(const std::filesystem::path& path, int64_t maxPixels = k
 
 // Format from the extension; written to a temporary name and renamed, so a failure leaves nothing.
 void saveImage(const std::filesystem::path& path, const torch::Tensor& image, int jpegQuality = 95);
+// The same for packed 8-bit RGB rows (`stride` bytes apart), without LibTorch: for threads that must not
+// start LibTorch work (see infer/live_session.cpp).
+void saveImageBytes(const std::filesystem::path& path, const uint8_t* rgb, int width, int height, int stride,
+                    int jpegQuality = 95);
 
 // Fails early, before any expensive work, if `path` has no writable folder or an unknown extension.
 void checkImageOutputPath(const std::filesystem::path& path);

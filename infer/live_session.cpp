@@ -4,6 +4,8 @@
 #include <torch/torch.h>
 
 #include <cmath>
+#include <cstring>
+#include <future>
 
 #include "data/error.h"
 #include "data/image.h"
@@ -38,24 +40,46 @@ const char* viewName(LiveView view) {
 LiveSession::LiveSession(LiveOptions options) : options_(std::move(options)) {
   if (options_.models.empty()) throw Error("stylize live: at least one --model is needed");
   if (options_.models.size() > 9) throw Error("stylize live: at most 9 models (keys 1-9)");
-  for (const auto& path : options_.models) {
-    stylizers_.push_back(std::make_unique<Stylizer>(path, options_.device, options_.precision));
-    names_.push_back(stylizers_.back()->name());
-  }
   strength_ = options_.stylize.strength;
   options_.read.lowDelay = true;
+  // All LibTorch work happens on the inference thread, loading the models included (see compose()).
+  std::promise<void> loaded;
+  std::future<void> ready = loaded.get_future();
+  inference_ = std::thread([this, &loaded] {
+    try {
+      for (const auto& path : options_.models) {
+        stylizers_.push_back(std::make_unique<Stylizer>(path, options_.device, options_.precision));
+        names_.push_back(stylizers_.back()->name());
+      }
+    } catch (...) {
+      loaded.set_exception(std::current_exception());
+      return;
+    }
+    loaded.set_value();
+    inferenceLoop();
+  });
   try {
-    source_ = std::make_unique<VideoDecoder>(options_.input, options_.read);
-  } catch (const Error& e) {
-    const std::string what = e.what();
-    if (options_.camera && what.find("busy") != std::string::npos)
-      throw Error(what + " (another program is using the camera)");
+    ready.get();
+    try {
+      source_ = std::make_unique<VideoDecoder>(options_.input, options_.read);
+    } catch (const Error& e) {
+      const std::string what = e.what();
+      if (options_.camera && what.find("busy") != std::string::npos)
+        throw Error(what + " (another program is using the camera)");
+      throw;
+    }
+    const VideoInfo& info = source_->info();
+    window_ = std::make_unique<PreviewWindow>("stylize live: " + options_.input, info.width, info.height);
+  } catch (...) {
+    {
+      std::lock_guard lock(mutex_);
+      quitting_ = true;
+    }
+    captured_.notify_all();
+    inference_.join();
     throw;
   }
-  const VideoInfo& info = source_->info();
-  window_ = std::make_unique<PreviewWindow>("stylize live: " + options_.input, info.width, info.height);
   capture_ = std::thread([this] { captureLoop(); });
-  inference_ = std::thread([this] { inferenceLoop(); });
 }
 
 LiveSession::~LiveSession() {
@@ -71,7 +95,7 @@ LiveSession::~LiveSession() {
 
 void LiveSession::captureLoop() {
   auto playStart = Clock::now();
-  int64_t firstPts = AV_NOPTS_VALUE, sequence = 0;
+  int64_t firstPts = AV_NOPTS_VALUE, sequence = 0, paced = 0;
   auto quitting = [&] {
     std::lock_guard lock(mutex_);
     return quitting_;
@@ -106,6 +130,7 @@ void LiveSession::captureLoop() {
       if (options_.loop && source_->rewind()) {
         playStart = Clock::now();
         firstPts = AV_NOPTS_VALUE;
+        paced = 0;
         continue;
       }
       std::lock_guard lock(mutex_);
@@ -115,11 +140,14 @@ void LiveSession::captureLoop() {
       return;
     }
     if (!item.frame) continue;  // audio: not played
-    if (!options_.camera && options_.realTime && item.frame->pts != AV_NOPTS_VALUE) {
+    if (!options_.camera && options_.realTime && (item.frame->pts != AV_NOPTS_VALUE || options_.captureFps > 0)) {
       // Files play in real time, as a camera would deliver them.
       if (firstPts == AV_NOPTS_VALUE) firstPts = item.frame->pts;
-      const auto due = playStart + std::chrono::microseconds(av_rescale_q(item.frame->pts - firstPts,
-                                                                          source_->info().timeBase, AV_TIME_BASE_Q));
+      const auto due =
+          playStart + (options_.captureFps > 0
+                           ? std::chrono::microseconds(std::llround(1e6 * double(paced++) / options_.captureFps))
+                           : std::chrono::microseconds(
+                                 av_rescale_q(item.frame->pts - firstPts, source_->info().timeBase, AV_TIME_BASE_Q)));
       while (Clock::now() < due && !quitting())
         std::this_thread::sleep_for(std::min<Clock::duration>(due - Clock::now(), std::chrono::milliseconds(20)));
     }
@@ -204,7 +232,8 @@ void LiveSession::handleKey(int key) {
     options_.overlay = !options_.overlay;
   } else if (key == SDLK_s && screen_.defined()) {
     const auto path = options_.screenshotDir / ("stylize_live_" + std::to_string(++screenshots_) + ".png");
-    saveImage(path, screen_.permute({2, 0, 1}).to(torch::kFloat32).div(255));
+    saveImageBytes(path, screen_.data_ptr<uint8_t>(), int(screen_.size(1)), int(screen_.size(0)),
+                   int(screen_.size(1)) * 3);
   }
 }
 
@@ -220,9 +249,20 @@ void LiveSession::compose(const Result& r) {
     strength = strength_;
     status = status_;
   }
-  screen_ = view == LiveView::kOriginal   ? r.source.clone()
-            : view == LiveView::kStylized ? r.stylized.clone()
-                                          : torch::cat({r.source, r.stylized}, 1).contiguous();
+  // Plain row copies, not tensor ops: a LibTorch op big enough to go parallel would start a second OpenMP
+  // thread team on this thread, and its spinning workers would slow the inference thread's team (the
+  // stylization took twice as long that way).
+  const bool both = view == LiveView::kSideBySide;
+  const torch::Tensor& first = view == LiveView::kStylized ? r.stylized : r.source;
+  const int64_t h = first.size(0), rowBytes = first.size(1) * 3;
+  if (!screen_.defined() || screen_.size(0) != h || screen_.size(1) != first.size(1) * (both ? 2 : 1))
+    screen_ = torch::empty({h, first.size(1) * (both ? 2 : 1), 3}, torch::kUInt8);
+  uint8_t* to = screen_.data_ptr<uint8_t>();
+  for (int64_t y = 0; y < h; ++y) {
+    std::memcpy(to, first.data_ptr<uint8_t>() + y * rowBytes, rowBytes);
+    to += rowBytes;
+    if (both) std::memcpy(to, r.stylized.data_ptr<uint8_t>() + y * rowBytes, rowBytes), to += rowBytes;
+  }
   if (!options_.overlay) return;
   const int width = int(screen_.size(1)), height = int(screen_.size(0)), pitch = width * 3;
   const int scale = std::max(1, std::min(width / 2, height) / 200);
@@ -262,6 +302,7 @@ bool LiveSession::step() {
     ++frames_;
     const double ms = std::chrono::duration<double, std::milli>(now - fresh.capturedAt).count();
     latencyMs_ = latencyMs_ == 0 ? ms : 0.8 * latencyMs_ + 0.2 * ms;
+    inferenceMs_ = inferenceMs_ == 0 ? fresh.inferenceMs : 0.8 * inferenceMs_ + 0.2 * fresh.inferenceMs;
     shownAt_.push_back(now);
     if (shownAt_.size() > 30) shownAt_.erase(shownAt_.begin());
     inferenceWidth_ = fresh.width;
@@ -273,8 +314,14 @@ bool LiveSession::step() {
   } else if (!keys.empty() && shown_.source.defined()) {
     compose(shown_);  // a key changed the view or overlay of a paused picture
   }
-  if (screen_.defined())
+  // Present what changed; otherwise only now and then (a resized or uncovered window is redrawn). Presenting
+  // every turn of this loop costs a software renderer a core's worth of copies the model needs.
+  const auto now = Clock::now();
+  if (screen_.defined() &&
+      (fresh.source.defined() || !keys.empty() || now - presentedAt_ > std::chrono::milliseconds(100))) {
     window_->show(screen_.data_ptr<uint8_t>(), int(screen_.size(1)), int(screen_.size(0)), int(screen_.size(1)) * 3);
+    presentedAt_ = now;
+  }
   if (ended) finished_ = true;
   return !finished_;
 }
@@ -290,6 +337,7 @@ LiveStats LiveSession::stats() const {
   if (shownAt_.size() >= 2)
     s.fps = (shownAt_.size() - 1) / std::chrono::duration<double>(shownAt_.back() - shownAt_.front()).count();
   s.latencyMs = latencyMs_;
+  s.inferenceMs = inferenceMs_;
   s.inferenceWidth = inferenceWidth_;
   s.inferenceHeight = inferenceHeight_;
   std::lock_guard lock(mutex_);
@@ -307,7 +355,8 @@ torch::Tensor LiveSession::screen() const {
 
 void LiveSession::saveScreenshot(const std::filesystem::path& path) const {
   if (!screen_.defined()) throw Error(path.string() + ": nothing on screen yet");
-  saveImage(path, screen());
+  saveImageBytes(path, screen_.data_ptr<uint8_t>(), int(screen_.size(1)), int(screen_.size(0)),
+                 int(screen_.size(1)) * 3);
 }
 
 }  // namespace stylize

@@ -22,11 +22,12 @@ namespace stylize {
 enum class LiveView { kStylized, kOriginal, kSideBySide };
 
 struct LiveOptions {
-  std::string input;     // file, stream URL or camera device
-  ReadOptions read;      // for cameras: format "v4l2", video_size, framerate
-  bool camera = false;   // a device: paced by itself, reopened when unplugged
-  bool loop = false;     // files: start over at the end
-  bool realTime = true;  // files: play at their frame rate (false: as fast as they decode, for benchmarks)
+  std::string input;      // file, stream URL or camera device
+  ReadOptions read;       // for cameras: format "v4l2", video_size, framerate
+  bool camera = false;    // a device: paced by itself, reopened when unplugged
+  bool loop = false;      // files: start over at the end
+  bool realTime = true;   // files: play at their frame rate (false: as fast as they decode)
+  double captureFps = 0;  // files: deliver this many frames per second instead (a webcam's 30 in benchmarks)
   std::vector<std::filesystem::path> models;
   torch::Device device = torch::kCPU;
   Precision precision = Precision::kFloat32;
@@ -42,9 +43,10 @@ struct LiveOptions {
 };
 
 struct LiveStats {
-  int64_t frames = 0;    // stylized frames shown
-  double fps = 0;        // shown per second, over the last second or so
-  double latencyMs = 0;  // capture → on screen, recent mean
+  int64_t frames = 0;      // stylized frames shown
+  double fps = 0;          // shown per second, over the last second or so
+  double latencyMs = 0;    // capture → on screen, recent mean
+  double inferenceMs = 0;  // of that, converting + stylizing + converting back, recent mean
   int inferenceWidth = 0, inferenceHeight = 0;
   size_t model = 0;
   LiveView view = LiveView::kStylized;
@@ -71,6 +73,7 @@ class LiveSession {
   torch::Tensor screen() const;
   void saveScreenshot(const std::filesystem::path& path) const;
   const std::string& modelName(size_t index) const { return names_.at(index); }
+  const nlohmann::json& modelInfo(size_t index) const { return stylizers_.at(index)->info(); }
 
  private:
   struct Captured {
@@ -112,7 +115,8 @@ class LiveSession {
   int64_t shownSequence_ = 0, frames_ = 0;
   torch::Tensor screen_;  // [H, W, 3] uint8
   std::vector<std::chrono::steady_clock::time_point> shownAt_;
-  double latencyMs_ = 0;
+  double latencyMs_ = 0, inferenceMs_ = 0;
+  std::chrono::steady_clock::time_point presentedAt_;
   int inferenceWidth_ = 0, inferenceHeight_ = 0;
   int screenshots_ = 0;
   bool finished_ = false;

@@ -21,11 +21,6 @@ namespace fs = std::filesystem;
 namespace stylize::cli {
 namespace {
 
-double median(std::vector<double> v) {
-  std::sort(v.begin(), v.end());
-  return v.empty() ? 0 : v.size() % 2 ? v[v.size() / 2] : 0.5 * (v[v.size() / 2 - 1] + v[v.size() / 2]);
-}
-
 template <typename Fn>
 double medianSeconds(int warmup, int repeats, Fn&& fn) {
   for (int i = 0; i < warmup; ++i) fn();

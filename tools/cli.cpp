@@ -202,4 +202,9 @@ StopSignal::~StopSignal() {
 
 const std::atomic<bool>& StopSignal::flag() const { return gStopRequested; }
 
+double median(std::vector<double> v) {
+  std::sort(v.begin(), v.end());
+  return v.empty() ? 0 : v.size() % 2 ? v[v.size() / 2] : 0.5 * (v[v.size() / 2 - 1] + v[v.size() / 2]);
+}
+
 }  // namespace stylize::cli

@@ -60,6 +60,9 @@ class ProgressBar {
 
 std::string formatDuration(double seconds);
 
+// The median of the values (0 when there are none): the figure benchmarks report on a noisy machine.
+double median(std::vector<double> values);
+
 // While alive, Ctrl-C and SIGTERM set flag() instead of killing the process, so long jobs can write
 // what they have (a checkpoint, a shorter video); a second signal ends at once.
 class StopSignal {
