@@ -63,8 +63,11 @@ VideoDecoder::VideoDecoder(const std::string& url, const ReadOptions& options) :
     throw Error(url + ": cannot open the " + decoder->name + " decoder: " + av::errorString(r));
   if (codec_->width <= 0 || codec_->height <= 0) throw Error(url + ": the video stream has no frame size");
 
-  info_.width = codec_->width;
-  info_.height = codec_->height;
+  if ((options.width > 0) != (options.height > 0) || options.width < 0 || options.height < 0)
+    throw Error(url + ": the size to scale to needs both a width and a height");
+  // Scaling rides on the RGB conversion that happens anyway: one swscale pass.
+  info_.width = options.width > 0 ? options.width : codec_->width;
+  info_.height = options.height > 0 ? options.height : codec_->height;
   info_.timeBase = stream->time_base;
   info_.frameRate = av_guess_frame_rate(format_.get(), stream, nullptr);
   info_.sampleAspect = av_guess_sample_aspect_ratio(format_.get(), stream, nullptr);

@@ -27,6 +27,7 @@ struct ReadOptions {
   double start = 0;                                                 // seconds; timestamps are shifted to begin at 0
   double duration = 0;                                              // seconds, 0 = to the end
   bool lowDelay = false;                                            // live: no frame-threading latency
+  int width = 0, height = 0;  // deliver frames scaled to this size (0 = as decoded), e.g. a camera's 640x480
 };
 
 class VideoDecoder {

@@ -169,9 +169,9 @@ int benchVideo(const cxxopts::ParseResult& args) {
 
 #ifdef STYLIZE_HAVE_SDL2
 int benchLive(const cxxopts::ParseResult& args) {
-  // A 4:3 clip at --size 640 is exactly a 640×480 camera; frames are delivered at a webcam's 30 fps (not
-  // the clip's 10), so the model sets the rate. Decoding as fast as it goes would instead spend a core on
-  // frames that are dropped, which no camera does.
+  // A 640×480 webcam: the clip scaled to 640×480 as it is read (`live --camera-size 640x480`) and delivered
+  // at 30 fps (not the clip's 10), so the model sets the rate. Decoding as fast as it goes would instead
+  // spend a core on frames that are dropped, which no camera does.
   const std::string clip = args.count("clip") ? args["clip"].as<std::vector<std::string>>().front()
                                               : sharedClip("opencv_vtest_pedestrians_30s_768x576.mp4").string();
   ::setenv("SDL_VIDEODRIVER", "offscreen", 0);
@@ -179,7 +179,7 @@ int benchLive(const cxxopts::ParseResult& args) {
   const torch::Device device = applyComputeOptions(args);
   const int64_t frames = args["frames"].as<int64_t>();
   std::cout << fmt::format(
-      "{} delivered at 30 fps, stylized at 640 px long side, {} frames each (after 10 warm-up), {} threads on {}\n\n",
+      "{} as a 640x480 camera at 30 fps, {} frames each (after 10 warm-up), {} threads on {}\n\n",
       clip, frames, torch::get_num_threads(), device.str());
   std::cout << "| model | architecture | --target-fps | stylized at | fps | latency (ms) | of which inference (ms) |\n"
             << "|---|---|---|---|---|---|---|\n";
@@ -191,7 +191,8 @@ int benchLive(const cxxopts::ParseResult& args) {
       o.captureFps = 30;
       o.models = {model};
       o.device = device;
-      o.size = 640;
+      o.read.width = 640;  // a 640×480 webcam
+      o.read.height = 480;
       o.targetFps = target;
       LiveSession session(o);
       const std::string architecture = describeArchitecture(session.modelInfo(0), model.string());

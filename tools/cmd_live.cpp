@@ -2,6 +2,7 @@
 #include <torch/torch.h>
 
 #include <iostream>
+#include <sstream>
 
 #include "data/error.h"
 #include "data/image.h"
@@ -26,7 +27,7 @@ int runLive(int argc, char** argv) {
   // clang-format off
   options.add_options()
       ("camera", "V4L2 camera device (default /dev/video0 when there is no --input)", cxxopts::value<std::string>())
-      ("camera-size", "capture size asked of the camera, e.g. 640x480", cxxopts::value<std::string>())
+      ("camera-size", "capture size asked of the camera, e.g. 640x480 (with --input: the file is scaled to it)", cxxopts::value<std::string>())
       ("camera-fps", "capture rate asked of the camera", cxxopts::value<int>())
       ("input", "a video file or stream instead of a camera (played in real time)", cxxopts::value<std::string>())
       ("loop", "start the --input over at its end")
@@ -50,6 +51,14 @@ int runLive(int argc, char** argv) {
   if (args.count("input")) {
     live.input = args["input"].as<std::string>();
     live.loop = args.count("loop") > 0;
+    if (args.count("camera-size")) {  // a file stands in for a camera of that size
+      const std::string size = args["camera-size"].as<std::string>();
+      char x = 0;
+      std::istringstream in(size);
+      if (!(in >> live.read.width >> x >> live.read.height) || x != 'x' || live.read.width < 16 ||
+          live.read.height < 16)
+        throw Error("--camera-size " + size + ": expected WIDTHxHEIGHT, e.g. 640x480");
+    }
   } else {
     live.input = args.count("camera") ? args["camera"].as<std::string>() : "/dev/video0";
     live.camera = true;

@@ -149,6 +149,29 @@ TEST_F(VideoTest, StartAndDurationCutAndShiftToZero) {
   EXPECT_LT(cut.audioTimes.back(), 0.85);
 }
 
+TEST_F(VideoTest, ReadingCanScaleToACameraSize) {
+  test::VideoSpec spec;
+  spec.framesMs = test::constantRate(3, 25);
+  spec.still = true;
+  spec.lossless = true;
+  test::writeTestVideo(dir_ / "in.mkv", spec);  // 64x48
+  ReadOptions scaled;
+  scaled.width = 32;
+  scaled.height = 24;
+  VideoDecoder full((dir_ / "in.mkv").string()), half((dir_ / "in.mkv").string(), scaled);
+  EXPECT_EQ(half.info().width, 32);
+  EXPECT_EQ(half.info().height, 24);
+  VideoDecoder::Item a, b;
+  ASSERT_TRUE(full.next(a) && half.next(b));
+  ASSERT_EQ(b.frame->width, 32);
+  ASSERT_EQ(b.frame->height, 24);
+  // The same picture, smaller: its mean colour is kept.
+  const torch::Tensor big = framesToTensor({a.frame.get()}, torch::kCPU), small = framesToTensor({b.frame.get()}, torch::kCPU);
+  EXPECT_TRUE(torch::allclose(big.mean({2, 3}), small.mean({2, 3}), 0, 0.02));
+  scaled.height = 0;
+  EXPECT_THROW(VideoDecoder((dir_ / "in.mkv").string(), scaled), Error);
+}
+
 TEST_F(VideoTest, ProcessingSizeScalesBack) {
   test::VideoSpec spec;
   spec.width = 96;
