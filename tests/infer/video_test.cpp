@@ -166,7 +166,8 @@ TEST_F(VideoTest, ReadingCanScaleToACameraSize) {
   ASSERT_EQ(b.frame->width, 32);
   ASSERT_EQ(b.frame->height, 24);
   // The same picture, smaller: its mean colour is kept.
-  const torch::Tensor big = framesToTensor({a.frame.get()}, torch::kCPU), small = framesToTensor({b.frame.get()}, torch::kCPU);
+  const torch::Tensor big = framesToTensor({a.frame.get()}, torch::kCPU),
+                      small = framesToTensor({b.frame.get()}, torch::kCPU);
   EXPECT_TRUE(torch::allclose(big.mean({2, 3}), small.mean({2, 3}), 0, 0.02));
   scaled.height = 0;
   EXPECT_THROW(VideoDecoder((dir_ / "in.mkv").string(), scaled), Error);
