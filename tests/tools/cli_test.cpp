@@ -175,8 +175,15 @@ TEST_F(TrainCli, TemporalFineTuneStartsFromAModelAndLogsTheTemporalTerm) {
 }
 
 TEST_F(TrainCli, InterruptWritesACheckpointAndResumeFinishes) {
-  // SIGINT arrives mid-run: a checkpoint, exit 130, no model file.
-  auto r = runStylize(trainArgs("--iterations 100000"), dir.path(), "timeout --preserve-status -s INT 8");
+  // SIGINT arrives mid-run, once the log shows a trained iteration (setup takes long on a loaded machine):
+  // a checkpoint, exit 130, no model file.
+  const std::string log = (dir / "m.log.csv").string();
+  const std::string interruptAfterFirstRow =
+      "sh -c 'log=$1; shift; \"$@\" & p=$!; "
+      "until [ \"$(wc -l < \"$log\" 2>/dev/null || echo 0)\" -ge 2 ] || ! kill -0 $p 2>/dev/null; do sleep 0.1; done; "
+      "kill -INT $p; wait $p' sh '" +
+      log + "'";
+  auto r = runStylize(trainArgs("--iterations 100000 --log-every 1"), dir.path(), interruptAfterFirstRow);
   ASSERT_EQ(r.exitCode, 130) << r.output;
   const auto at = r.output.find("interrupted at iteration ");
   ASSERT_NE(at, std::string::npos) << r.output;
