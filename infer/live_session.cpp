@@ -231,9 +231,7 @@ void LiveSession::handleKey(int key) {
   } else if (key == SDLK_o) {
     options_.overlay = !options_.overlay;
   } else if (key == SDLK_s && screen_.defined()) {
-    const auto path = options_.screenshotDir / ("stylize_live_" + std::to_string(++screenshots_) + ".png");
-    saveImageBytes(path, screen_.data_ptr<uint8_t>(), int(screen_.size(1)), int(screen_.size(0)),
-                   int(screen_.size(1)) * 3);
+    saveScreenshot(options_.screenshotDir / ("stylize_live_" + std::to_string(++screenshots_) + ".png"));
   }
 }
 

@@ -26,6 +26,10 @@ struct TransformerConfig {
   Architecture type = Architecture::kJohnson;
   bool operator==(const TransformerConfig& o) const { return width == o.width && blocks == o.blocks && type == o.type; }
   bool operator!=(const TransformerConfig& o) const { return !(*this == o); }
+  // The standard size of each architecture: Johnson's 32/5, compact 8/3.
+  static TransformerConfig defaults(Architecture type) {
+    return type == Architecture::kCompact ? TransformerConfig{8, 3, type} : TransformerConfig{32, 5, type};
+  }
 };
 
 class TransformerNetImpl : public torch::nn::Module {

@@ -128,8 +128,9 @@ struct NetCase {
   std::string name;
   TransformerConfig config;
 };
-const std::vector<NetCase> kNets = {
-    {"default", {32, 5}}, {"small", {16, 3}}, {"compact", {8, 3, Architecture::kCompact}}};
+const std::vector<NetCase> kNets = {{"default", TransformerConfig::defaults(Architecture::kJohnson)},
+                                    {"small", {16, 3}},
+                                    {"compact", TransformerConfig::defaults(Architecture::kCompact)}};
 
 int benchTransformer(const cxxopts::ParseResult& args) {
   const torch::Device device = applyComputeOptions(args);

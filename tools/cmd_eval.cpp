@@ -34,9 +34,10 @@ struct LossYardstick {
     loss.setStyle(styles.images, styles.blend);
   }
 
+  Features targets(const torch::Tensor& content) { return loss.contentTargets(content.unsqueeze(0).to(device)); }
+
   // content, image: [3, H, W]; the image is resampled to the content's size (outputs made at another size).
-  LossValues operator()(const torch::Tensor& content, const torch::Tensor& image) {
-    const Features targets = loss.contentTargets(content.unsqueeze(0).to(device));
+  LossValues operator()(const torch::Tensor& content, const Features& targets, const torch::Tensor& image) {
     torch::NoGradGuard noGrad;
     const torch::Tensor resized = resizeImage(image, content.size(1), content.size(2));
     return LossValues::of(loss(resized.unsqueeze(0).to(device), targets));
@@ -56,8 +57,9 @@ int evalLoss(const cxxopts::ParseResult& args) {
   const torch::Tensor content = resizeLongSide(loadImage(args["content"].as<std::string>()), args["size"].as<int>());
   LossYardstick measure(args);
   std::cout << "image,content,style,tv,total\n";
+  const Features targets = measure.targets(content);
   for (const auto& path : args["image"].as<std::vector<std::string>>())
-    std::cout << lossRow(path, measure(content, loadImage(path)));
+    std::cout << lossRow(path, measure(content, targets, loadImage(path)));
   return 0;
 }
 
@@ -94,7 +96,7 @@ int evalVideoLoss(const cxxopts::ParseResult& args, const std::vector<std::strin
     if (!b) break;
     if (index % step != step / 2) continue;  // the middle of each stretch, not the first frame (often a fade)
     const torch::Tensor content = resizeLongSide(framesToTensor({a}, torch::kCPU)[0], size);
-    const LossValues t = measure(content, framesToTensor({b}, torch::kCPU)[0]);
+    const LossValues t = measure(content, measure.targets(content), framesToTensor({b}, torch::kCPU)[0]);
     std::cout << lossRow(std::to_string(index), t);
     sum += t;
     ++measured;

@@ -150,9 +150,7 @@ int runTrain(int argc, char** argv) {
   if (args.count("init-model") && !args.count("resume")) start = loadStyleModel(args["init-model"].as<std::string>());
   if (start && !args.count("architecture")) opt.architecture = start->net->config();
   if (args.count("architecture") || !start) {
-    opt.architecture.type = parseArchitecture(args["architecture"].as<std::string>());
-    opt.architecture.width = opt.architecture.type == Architecture::kCompact ? 8 : 32;
-    opt.architecture.blocks = opt.architecture.type == Architecture::kCompact ? 3 : 5;
+    opt.architecture = TransformerConfig::defaults(parseArchitecture(args["architecture"].as<std::string>()));
   }
   if (args.count("width")) opt.architecture.width = args["width"].as<int64_t>();
   if (args.count("blocks")) opt.architecture.blocks = args["blocks"].as<int64_t>();
