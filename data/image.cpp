@@ -105,6 +105,23 @@ void saveImageBytes(const fs::path& path, const uint8_t* rgb, int width, int hei
   writeImage(path, bgr, jpegQuality);
 }
 
+torch::Tensor jpegRoundTrip(const torch::Tensor& image, int quality) {
+  if (image.dim() == 4) {
+    std::vector<torch::Tensor> items;
+    for (const torch::Tensor& item : image.unbind(0)) items.push_back(jpegRoundTrip(item, quality));
+    return torch::stack(items);
+  }
+  torch::Tensor hwc = image.detach().to(torch::kCPU, torch::kFloat32).clamp(0, 1).mul(255).round_().to(torch::kUInt8);
+  hwc = hwc.permute({1, 2, 0}).contiguous();
+  const cv::Mat rgb(int(hwc.size(0)), int(hwc.size(1)), CV_8UC3, hwc.data_ptr());
+  cv::Mat bgr;
+  cv::cvtColor(rgb, bgr, cv::COLOR_RGB2BGR);
+  std::vector<uchar> encoded;
+  if (!cv::imencode(".jpg", bgr, encoded, {cv::IMWRITE_JPEG_QUALITY, quality}))
+    throw Error("JPEG encoding of a " + std::to_string(rgb.cols) + "x" + std::to_string(rgb.rows) + " image failed");
+  return matToTensor(cv::imdecode(encoded, cv::IMREAD_COLOR)).to(image.device(), image.scalar_type());
+}
+
 torch::Tensor resizeImage(const torch::Tensor& image, int64_t height, int64_t width) {
   if (image.dim() == 4) {
     std::vector<torch::Tensor> items;

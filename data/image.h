@@ -24,6 +24,10 @@ void saveImageBytes(const std::filesystem::path& path, const uint8_t* rgb, int w
 // Fails early, before any expensive work, if `path` has no writable folder or an unknown extension.
 void checkImageOutputPath(const std::filesystem::path& path);
 
+// The image after JPEG encoding at `quality` (1..100) and decoding: quantised to 8 bits, chroma halved, 8×8
+// blocks requantised, as a video codec does to every frame. Accepts [3,H,W] or [N,3,H,W] in [0, 1].
+torch::Tensor jpegRoundTrip(const torch::Tensor& image, int quality);
+
 // High-quality resampling (area when shrinking, bicubic when enlarging); accepts [3,H,W] or [N,3,H,W].
 torch::Tensor resizeImage(const torch::Tensor& image, int64_t height, int64_t width);
 // Scales so that the longer side is `longSide` (aspect kept); returns `image` itself when it already is.

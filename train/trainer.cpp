@@ -7,6 +7,7 @@
 #include <sstream>
 
 #include "data/error.h"
+#include "data/image.h"
 #include "data/safetensors.h"
 #include "nets/style_model.h"
 #include "train/temporal_loss.h"
@@ -93,7 +94,12 @@ LossTerms Trainer::step(const torch::Tensor& content) {
     // A second pass on a moved, noisy copy; the loss asks it to match the moved output of the first.
     const int64_t n = content.size(0), h = content.size(2), w = content.size(3);
     const torch::Tensor motion = randomMotion(n, h, w);
-    const torch::Tensor moved = warpImages(content, motion) + torch::randn_like(content) * options_.temporalNoise;
+    torch::Tensor moved = warpImages(content, motion) + torch::randn_like(content) * options_.temporalNoise;
+    if (options_.temporalJpeg > 0) {
+      // A codec requantises every frame anew: the moved copy goes through JPEG at a random quality.
+      const int quality = int(torch::randint(options_.temporalJpeg, 96, {1}, torch::kInt64).item<int64_t>());
+      moved = jpegRoundTrip(moved, quality);
+    }
     terms.temporal = options_.temporalWeight * temporalLoss(net_->forward(moved), warpImages(output, motion),
                                                             warpValidMask(motion, h, w, content.device()));
     terms.total = terms.total + terms.temporal;

@@ -26,6 +26,7 @@ struct TrainOptions {
   std::filesystem::path checkpoint;  // where checkpoints go (atomically replaced)
   double temporalWeight = 0;         // weight of temporalLoss() (0 = per-frame training)
   double temporalNoise = 0.02;       // std of the noise added to the moved copy
+  int temporalJpeg = 0;              // lowest JPEG quality the moved copy is compressed at (0 = not compressed)
 };
 
 struct TrainProgress {

@@ -120,6 +120,21 @@ TEST(Image, ResizeKeepsAspectAndRange) {
   EXPECT_EQ(resizeImage(torch::rand({2, 3, 8, 8}), 16, 4).sizes(), torch::IntArrayRef({2, 3, 16, 4}));
 }
 
+TEST(Image, JpegRoundTripAddsCodecErrorThatShrinksWithQuality) {
+  // A ramp and stripes, as a batch of two.
+  const torch::Tensor ramp = torch::linspace(0, 1, 64).view({1, 1, 64}).expand({3, 48, 64});
+  const torch::Tensor stripes = 0.5 + 0.3 * torch::sin(torch::arange(48).view({1, 48, 1}) * 0.9).expand({3, 48, 64});
+  const torch::Tensor image = torch::stack({ramp, stripes});
+  const torch::Tensor low = jpegRoundTrip(image, 20), high = jpegRoundTrip(image, 95);
+  EXPECT_EQ(low.sizes(), image.sizes());
+  EXPECT_EQ(low.scalar_type(), torch::kFloat32);
+  const double lowError = (low - image).abs().mean().item<double>(),
+               highError = (high - image).abs().mean().item<double>();
+  EXPECT_GT(highError, 0);
+  EXPECT_GT(lowError, 2 * highError);
+  EXPECT_LT(lowError, 0.05);  // still the same picture
+}
+
 TEST(Image, TransferLuminanceKeepsContentChromaAndStylizedLuma) {
   const torch::Tensor content = torch::rand({3, 8, 8});
   const torch::Tensor stylized = torch::rand({3, 8, 8}) * 0.5 + 0.25;

@@ -149,11 +149,11 @@ TEST_F(TrainCli, TrainsWritesLogsAndTheModelStylizesImages) {
 TEST_F(TrainCli, TemporalFineTuneStartsFromAModelAndLogsTheTemporalTerm) {
   ASSERT_EQ(runStylize(trainArgs("--iterations 2"), dir.path()).exitCode, 0);
   std::filesystem::rename(dir / "m.safetensors", dir / "base.safetensors");
-  auto r = runStylize(trainArgs("--iterations 4 --log-every 2 --temporal-weight 20 --init-model " +
+  auto r = runStylize(trainArgs("--iterations 4 --log-every 2 --temporal-weight 20 --temporal-jpeg 50 --init-model " +
                                 (dir / "base.safetensors").string()),
                       dir.path());
   ASSERT_EQ(r.exitCode, 0) << r.output;
-  EXPECT_NE(r.output.find(", temporal ×20 (noise 0.02)"), std::string::npos) << r.output;
+  EXPECT_NE(r.output.find(", temporal ×20 (noise 0.02, JPEG 50..95)"), std::string::npos) << r.output;
   std::ifstream csv(dir / "m.log.csv");
   std::string header, row;
   std::getline(csv, header);
@@ -166,6 +166,7 @@ TEST_F(TrainCli, TemporalFineTuneStartsFromAModelAndLogsTheTemporalTerm) {
   EXPECT_GT(std::stod(cells[4]), 0) << row;
   const auto info = loadStyleModel(dir / "m.safetensors").info;
   EXPECT_EQ(info["training"]["temporal_weight"], 20.0);
+  EXPECT_EQ(info["training"]["temporal_jpeg"], 50);
   EXPECT_EQ(info["training"]["init_model"], "base.safetensors");
 
   r = runStylize(trainArgs("--iterations 2 --width 16 --init-model " + (dir / "base.safetensors").string()),
