@@ -47,6 +47,13 @@ torch::Tensor matToTensor(const cv::Mat& decoded) {
   return hwc.permute({2, 0, 1}).clone().clamp_(0, 1);
 }
 
+// [3, H, W] in [0, 1] → packed 8-bit RGB [H, W, 3] on the CPU.
+torch::Tensor toRgbBytes(const torch::Tensor& image) {
+  const torch::Tensor bytes =
+      image.detach().to(torch::kCPU, torch::kFloat32).clamp(0, 1).mul(255).round_().to(torch::kUInt8);
+  return bytes.permute({1, 2, 0}).contiguous();
+}
+
 // Encodes an 8-bit BGR picture by the path's extension and writes it atomically.
 void writeImage(const fs::path& path, const cv::Mat& bgr, int quality) {
   const std::string ext = lowerExtension(path);
@@ -92,8 +99,7 @@ void checkImageOutputPath(const fs::path& path) {
 void saveImage(const fs::path& path, const torch::Tensor& image, int jpegQuality) {
   checkImageOutputPath(path);
   if (image.dim() != 3 || image.size(0) != 3) throw Error(path.string() + ": expected a [3, H, W] image tensor");
-  torch::Tensor hwc = image.detach().to(torch::kCPU, torch::kFloat32).clamp(0, 1).mul(255).round_().to(torch::kUInt8);
-  hwc = hwc.permute({1, 2, 0}).contiguous();
+  const torch::Tensor hwc = toRgbBytes(image);
   saveImageBytes(path, hwc.data_ptr<uint8_t>(), int(hwc.size(1)), int(hwc.size(0)), int(hwc.size(1)) * 3, jpegQuality);
 }
 
@@ -111,8 +117,7 @@ torch::Tensor jpegRoundTrip(const torch::Tensor& image, int quality) {
     for (const torch::Tensor& item : image.unbind(0)) items.push_back(jpegRoundTrip(item, quality));
     return torch::stack(items);
   }
-  torch::Tensor hwc = image.detach().to(torch::kCPU, torch::kFloat32).clamp(0, 1).mul(255).round_().to(torch::kUInt8);
-  hwc = hwc.permute({1, 2, 0}).contiguous();
+  const torch::Tensor hwc = toRgbBytes(image);
   const cv::Mat rgb(int(hwc.size(0)), int(hwc.size(1)), CV_8UC3, hwc.data_ptr());
   cv::Mat bgr;
   cv::cvtColor(rgb, bgr, cv::COLOR_RGB2BGR);
