@@ -54,15 +54,45 @@ torch::Tensor toRgbBytes(const torch::Tensor& image) {
   return bytes.permute({1, 2, 0}).contiguous();
 }
 
-// Encodes an 8-bit BGR picture by the path's extension and writes it atomically.
-void writeImage(const fs::path& path, const cv::Mat& bgr, int quality) {
-  const std::string ext = lowerExtension(path);
+// Packed 8-bit RGB rows → the BGR OpenCV encodes.
+cv::Mat rgbBytesToBgr(const uint8_t* rgb, int width, int height, int stride) {
+  const cv::Mat view(height, width, CV_8UC3, const_cast<uint8_t*>(rgb), size_t(stride));
+  cv::Mat bgr;
+  cv::cvtColor(view, bgr, cv::COLOR_RGB2BGR);
+  return bgr;
+}
+
+// An 8-bit BGR picture in the format of `ext` (".jpg", ".png", ...); `what` names it in the error.
+std::vector<uchar> encodeImage(const std::string& ext, const cv::Mat& bgr, int quality, const std::string& what) {
   std::vector<int> params;
   if (ext == ".jpg" || ext == ".jpeg") params = {cv::IMWRITE_JPEG_QUALITY, quality};
   if (ext == ".webp") params = {cv::IMWRITE_WEBP_QUALITY, quality};
   std::vector<uchar> encoded;
-  if (!cv::imencode(ext, bgr, encoded, params)) throw Error(path.string() + ": encoding as " + ext + " failed");
-  writeFileAtomically(path, std::string(encoded.begin(), encoded.end()));
+  if (!cv::imencode(ext, bgr, encoded, params)) throw Error(what + ": encoding as " + ext + " failed");
+  return encoded;
+}
+
+// fn applied to each image of an [N, 3, H, W] batch, or to a single [3, H, W] image.
+template <typename Fn>
+torch::Tensor eachImage(const torch::Tensor& images, Fn&& fn) {
+  if (images.dim() != 4) return fn(images);
+  std::vector<torch::Tensor> items;
+  for (const torch::Tensor& item : images.unbind(0)) items.push_back(fn(item));
+  return torch::stack(items);
+}
+
+// resizeImage() of one [3, H, W] image.
+torch::Tensor resizeOne(const torch::Tensor& image, int64_t height, int64_t width) {
+  if (image.size(1) == height && image.size(2) == width) return image;
+  TORCH_CHECK(height > 0 && width > 0, "resizeImage: empty target size");
+  torch::Tensor hwc = image.detach().to(torch::kCPU, torch::kFloat32).permute({1, 2, 0}).contiguous();
+  cv::Mat src(static_cast<int>(hwc.size(0)), static_cast<int>(hwc.size(1)), CV_32FC3, hwc.data_ptr());
+  cv::Mat dst;
+  const bool shrinking = height * width < image.size(1) * image.size(2);
+  cv::resize(src, dst, cv::Size(static_cast<int>(width), static_cast<int>(height)), 0, 0,
+             shrinking ? cv::INTER_AREA : cv::INTER_CUBIC);
+  torch::Tensor out = torch::from_blob(dst.data, {height, width, 3}, torch::kFloat32);
+  return out.permute({2, 0, 1}).clamp(0, 1).contiguous().to(image.device());
 }
 
 }  // namespace
@@ -105,44 +135,24 @@ void saveImage(const fs::path& path, const torch::Tensor& image, int jpegQuality
 
 void saveImageBytes(const fs::path& path, const uint8_t* rgb, int width, int height, int stride, int jpegQuality) {
   checkImageOutputPath(path);
-  const cv::Mat view(height, width, CV_8UC3, const_cast<uint8_t*>(rgb), size_t(stride));
-  cv::Mat bgr;
-  cv::cvtColor(view, bgr, cv::COLOR_RGB2BGR);
-  writeImage(path, bgr, jpegQuality);
+  const std::string ext = lowerExtension(path);
+  const std::vector<uchar> encoded =
+      encodeImage(ext, rgbBytesToBgr(rgb, width, height, stride), jpegQuality, path.string());
+  writeFileAtomically(path, std::string(encoded.begin(), encoded.end()));
 }
 
-torch::Tensor jpegRoundTrip(const torch::Tensor& image, int quality) {
-  if (image.dim() == 4) {
-    std::vector<torch::Tensor> items;
-    for (const torch::Tensor& item : image.unbind(0)) items.push_back(jpegRoundTrip(item, quality));
-    return torch::stack(items);
-  }
-  const torch::Tensor hwc = toRgbBytes(image);
-  const cv::Mat rgb(int(hwc.size(0)), int(hwc.size(1)), CV_8UC3, hwc.data_ptr());
-  cv::Mat bgr;
-  cv::cvtColor(rgb, bgr, cv::COLOR_RGB2BGR);
-  std::vector<uchar> encoded;
-  if (!cv::imencode(".jpg", bgr, encoded, {cv::IMWRITE_JPEG_QUALITY, quality}))
-    throw Error("JPEG encoding of a " + std::to_string(rgb.cols) + "x" + std::to_string(rgb.rows) + " image failed");
-  return matToTensor(cv::imdecode(encoded, cv::IMREAD_COLOR)).to(image.device(), image.scalar_type());
+torch::Tensor jpegRoundTrip(const torch::Tensor& images, int quality) {
+  return eachImage(images, [quality](const torch::Tensor& image) {
+    const torch::Tensor hwc = toRgbBytes(image);
+    const int width = int(hwc.size(1)), height = int(hwc.size(0));
+    const std::vector<uchar> encoded =
+        encodeImage(".jpg", rgbBytesToBgr(hwc.data_ptr<uint8_t>(), width, height, width * 3), quality, "jpegRoundTrip");
+    return matToTensor(cv::imdecode(encoded, cv::IMREAD_COLOR)).to(image.device(), image.scalar_type());
+  });
 }
 
-torch::Tensor resizeImage(const torch::Tensor& image, int64_t height, int64_t width) {
-  if (image.dim() == 4) {
-    std::vector<torch::Tensor> items;
-    for (int64_t i = 0; i < image.size(0); ++i) items.push_back(resizeImage(image[i], height, width));
-    return torch::stack(items);
-  }
-  if (image.size(1) == height && image.size(2) == width) return image;
-  TORCH_CHECK(height > 0 && width > 0, "resizeImage: empty target size");
-  torch::Tensor hwc = image.detach().to(torch::kCPU, torch::kFloat32).permute({1, 2, 0}).contiguous();
-  cv::Mat src(static_cast<int>(hwc.size(0)), static_cast<int>(hwc.size(1)), CV_32FC3, hwc.data_ptr());
-  cv::Mat dst;
-  const bool shrinking = height * width < image.size(1) * image.size(2);
-  cv::resize(src, dst, cv::Size(static_cast<int>(width), static_cast<int>(height)), 0, 0,
-             shrinking ? cv::INTER_AREA : cv::INTER_CUBIC);
-  torch::Tensor out = torch::from_blob(dst.data, {height, width, 3}, torch::kFloat32);
-  return out.permute({2, 0, 1}).clamp(0, 1).contiguous().to(image.device());
+torch::Tensor resizeImage(const torch::Tensor& images, int64_t height, int64_t width) {
+  return eachImage(images, [height, width](const torch::Tensor& image) { return resizeOne(image, height, width); });
 }
 
 torch::Tensor resizeLongSide(const torch::Tensor& image, int64_t longSide) {
