@@ -80,4 +80,14 @@ inline CommandResult runStylize(const std::string& args, const std::filesystem::
   return result;
 }
 
+// A runStylize() wrapper that sends SIGINT once the command's output matches `pattern` (grep -E, no single
+// quotes), not after a fixed time: start-up alone can take seconds on a loaded machine. The output goes to
+// `scratch` meanwhile and is replayed at the end; the exit status is the command's.
+inline std::string interruptOnceOutputMatches(const std::string& pattern, const std::filesystem::path& scratch) {
+  return "sh -c 'out=$1; pattern=$2; shift 2; \"$@\" > \"$out\" 2>&1 & p=$!; "
+         "until grep -qE \"$pattern\" \"$out\" 2>/dev/null || ! kill -0 $p 2>/dev/null; do sleep 0.1; done; "
+         "kill -INT $p 2>/dev/null; wait $p; s=$?; cat \"$out\"; exit $s' sh '" +
+         scratch.string() + "' '" + pattern + "'";
+}
+
 }  // namespace stylize::test

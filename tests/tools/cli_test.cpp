@@ -176,15 +176,9 @@ TEST_F(TrainCli, TemporalFineTuneStartsFromAModelAndLogsTheTemporalTerm) {
 }
 
 TEST_F(TrainCli, InterruptWritesACheckpointAndResumeFinishes) {
-  // SIGINT arrives mid-run, once the log shows a trained iteration (setup takes long on a loaded machine):
-  // a checkpoint, exit 130, no model file.
-  const std::string log = (dir / "m.log.csv").string();
-  const std::string interruptAfterFirstRow =
-      "sh -c 'log=$1; shift; \"$@\" & p=$!; "
-      "until [ \"$(wc -l < \"$log\" 2>/dev/null || echo 0)\" -ge 2 ] || ! kill -0 $p 2>/dev/null; do sleep 0.1; done; "
-      "kill -INT $p; wait $p' sh '" +
-      log + "'";
-  auto r = runStylize(trainArgs("--iterations 100000 --log-every 1"), dir.path(), interruptAfterFirstRow);
+  // SIGINT arrives mid-run, once a trained iteration is shown: a checkpoint, exit 130, no model file.
+  auto r = runStylize(trainArgs("--iterations 100000 --log-every 1"), dir.path(),
+                      test::interruptOnceOutputMatches(" [1-9][0-9]*/100000 it", dir / "train.out"));
   ASSERT_EQ(r.exitCode, 130) << r.output;
   const auto at = r.output.find("interrupted at iteration ");
   ASSERT_NE(at, std::string::npos) << r.output;
@@ -301,10 +295,10 @@ TEST(VideoCli, ErrorsNameTheFileAndCtrlCLeavesAValidShorterVideo) {
   EXPECT_NE(lastLine(noDisplay.output).find("no display"), std::string::npos) << noDisplay.output;
   EXPECT_FALSE(std::filesystem::exists(dir / "p.mp4"));
 
-  // 600 frames take far longer than 6 s (about 40 s on one thread): the interrupt lands mid-run.
+  // 600 frames take about 40 s on one thread: the interrupt lands mid-run, once 5 frames are stylized.
   auto interrupted = runStylize(
       "video '" + (dir / "long.mp4").string() + "' -o '" + (dir / "short.mp4").string() + "' --threads 1" + model,
-      dir.path(), "timeout --preserve-status -s INT 6");
+      dir.path(), test::interruptOnceOutputMatches("([^0-9]|^)([5-9]|[1-9][0-9]+)/600 frames", dir / "video.out"));
   EXPECT_EQ(interrupted.exitCode, 130) << interrupted.output;
   EXPECT_NE(interrupted.output.find("holds the first"), std::string::npos) << interrupted.output;
   const auto contents = test::readVideoContents(dir / "short.mp4");
