@@ -104,6 +104,7 @@ int runTrain(int argc, char** argv) {
       ("temporal-weight", "temporal consistency: stylize(move(x)) should equal move(stylize(x)) for random small motions (0 = off; try 20)", cxxopts::value<double>()->default_value("0"))
       ("temporal-noise", "noise std added to the moved copy (robustness to sensor/codec noise)", cxxopts::value<double>()->default_value("0.02"))
       ("temporal-jpeg", "JPEG-compress the moved copy at a random quality Q..95, like a codec requantising each frame (0 = off; try 50)", cxxopts::value<int>()->default_value("0"))
+      ("temporal-motion", "the moves: affine (sub-pixel shift, zoom, rotation) or shift (whole pixels: exact, keeps fine texture)", cxxopts::value<std::string>()->default_value("affine"))
       ("init-model", "start from this trained model's weights and architecture (e.g. fine-tune a model with --temporal-weight)", cxxopts::value<std::string>());
   // clang-format on
   addLossOptions(options);
@@ -173,6 +174,10 @@ int runTrain(int argc, char** argv) {
   if (!(opt.temporalNoise >= 0 && opt.temporalNoise <= 1)) throw Error("--temporal-noise must be 0..1");
   opt.temporalJpeg = args["temporal-jpeg"].as<int>();
   if (opt.temporalJpeg < 0 || opt.temporalJpeg > 95) throw Error("--temporal-jpeg must be 0..95");
+  const std::string motion = args["temporal-motion"].as<std::string>();
+  if (motion != "affine" && motion != "shift")
+    throw Error("--temporal-motion must be affine or shift, not '" + motion + "'");
+  opt.temporalMotion.wholePixels = motion == "shift";
   const int64_t logEvery = std::max<int64_t>(1, args["log-every"].as<int64_t>());
 
   const std::string styleBytes = readFile(stylePath);
@@ -195,6 +200,7 @@ int runTrain(int argc, char** argv) {
                            {"temporal_weight", opt.temporalWeight},
                            {"temporal_noise", opt.temporalNoise},
                            {"temporal_jpeg", opt.temporalJpeg},
+                           {"temporal_motion", motion},
                            {"seed", opt.batches.seed}}}};
 
   if (args.count("init-model"))
@@ -211,7 +217,8 @@ int runTrain(int argc, char** argv) {
             << torch::get_num_threads() << " threads on " << device << "\n"
             << "stylize: loss " << describeLossConfig(loss.config())
             << (opt.temporalWeight > 0
-                    ? fmt::format(", temporal ×{:g} (noise {:g}, JPEG {})", opt.temporalWeight, opt.temporalNoise,
+                    ? fmt::format(", temporal ×{:g} ({} motion, noise {:g}, JPEG {})", opt.temporalWeight, motion,
+                                  opt.temporalNoise,
                                   opt.temporalJpeg > 0 ? fmt::format("{}..95", opt.temporalJpeg) : "off")
                     : "")
             << "\n";

@@ -8,8 +8,25 @@ namespace stylize {
 
 namespace F = torch::nn::functional;
 
+namespace {
+
+// Per-image translations by (dx, dy) pixels [N] as affine_grid parameters [N, 2, 3].
+torch::Tensor translationBy(const torch::Tensor& dx, const torch::Tensor& dy, int64_t height, int64_t width) {
+  const torch::Tensor zero = torch::zeros_like(dx), one = torch::ones_like(dx);
+  // Sampling at x + d moves the picture by -d: a motion of +dx pixels samples at x - dx; one pixel is 2/W wide.
+  return torch::stack({torch::stack({one, zero, -2 * dx / width}, 1), torch::stack({zero, one, -2 * dy / height}, 1)},
+                      1)
+      .to(torch::kFloat32);
+}
+
+}  // namespace
+
 torch::Tensor randomMotion(int64_t batch, int64_t height, int64_t width, const MotionRange& range) {
   auto uniform = [&](double a) { return (torch::rand({batch}, torch::kFloat64) * 2 - 1) * a; };
+  if (range.wholePixels) {
+    const auto pixels = [&] { return torch::round(uniform(range.shift + 0.5)); };
+    return translationBy(pixels(), pixels(), height, width);
+  }
   const torch::Tensor angle = uniform(range.rotation * M_PI / 180), scale = 1 + uniform(range.zoom);
   // In affine_grid's normalised coordinates one pixel is 2/W wide (align_corners=false).
   const torch::Tensor tx = uniform(range.shift) * 2 / width, ty = uniform(range.shift) * 2 / height;
@@ -21,13 +38,8 @@ torch::Tensor randomMotion(int64_t batch, int64_t height, int64_t width, const M
 }
 
 torch::Tensor translation(int64_t batch, int64_t height, int64_t width, double dx, double dy) {
-  torch::Tensor theta = torch::zeros({batch, 2, 3});
-  theta.select(1, 0).select(1, 0).fill_(1);
-  theta.select(1, 1).select(1, 1).fill_(1);
-  // Sampling at x + d moves the picture by -d: a motion of +dx pixels samples at x - dx.
-  theta.select(1, 0).select(1, 2).fill_(-2 * dx / width);
-  theta.select(1, 1).select(1, 2).fill_(-2 * dy / height);
-  return theta;
+  return translationBy(torch::full({batch}, dx, torch::kFloat64), torch::full({batch}, dy, torch::kFloat64), height,
+                       width);
 }
 
 torch::Tensor warpImages(const torch::Tensor& images, const torch::Tensor& motion) {

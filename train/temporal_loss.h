@@ -11,6 +11,10 @@ struct MotionRange {
   double shift = 6;     // pixels, each axis
   double zoom = 0.03;   // relative
   double rotation = 2;  // degrees
+  // Whole-pixel translations only (no zoom or rotation): the moved copy and the moved output are then exact
+  // copies of shifted pixels. Sub-pixel resampling blurs both, and a network that must match a blurred
+  // target learns to paint less fine texture.
+  bool wholePixels = false;
 };
 
 // One random affine motion per image, as affine_grid parameters [N, 2, 3] (torch's global generator).

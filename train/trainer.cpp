@@ -93,7 +93,7 @@ LossTerms Trainer::step(const torch::Tensor& content) {
   if (options_.temporalWeight > 0) {
     // A second pass on a moved, noisy copy; the loss asks it to match the moved output of the first.
     const int64_t n = content.size(0), h = content.size(2), w = content.size(3);
-    const torch::Tensor motion = randomMotion(n, h, w);
+    const torch::Tensor motion = randomMotion(n, h, w, options_.temporalMotion);
     torch::Tensor moved = warpImages(content, motion) + torch::randn_like(content) * options_.temporalNoise;
     if (options_.temporalJpeg > 0) {
       // A codec requantises every frame anew: the moved copy goes through JPEG at a random quality.

@@ -13,6 +13,7 @@
 #include "data/image_folder.h"
 #include "nets/transformer_net.h"
 #include "train/perceptual_loss.h"
+#include "train/temporal_loss.h"
 
 namespace stylize {
 
@@ -27,6 +28,7 @@ struct TrainOptions {
   double temporalWeight = 0;         // weight of temporalLoss() (0 = per-frame training)
   double temporalNoise = 0.02;       // std of the noise added to the moved copy
   int temporalJpeg = 0;              // lowest JPEG quality the moved copy is compressed at (0 = not compressed)
+  MotionRange temporalMotion;        // the random motions of the moved copy
 };
 
 struct TrainProgress {

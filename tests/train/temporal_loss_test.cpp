@@ -42,5 +42,34 @@ TEST(TemporalLoss, RandomMotionsStaySmall) {
   EXPECT_LT(valid.mean().item<float>(), 0.999);
 }
 
+TEST(TemporalLoss, WholePixelMotionsCopyPixelsSubPixelMotionsBlur) {
+  torch::manual_seed(5);
+  const int64_t n = 32, h = 40, w = 50;
+  const torch::Tensor noise = torch::rand({n, 1, h, w});  // all fine detail
+  MotionRange whole;
+  whole.wholePixels = true;
+  const torch::Tensor motion = randomMotion(n, h, w, whole);
+  const torch::Tensor dx = -motion.select(1, 0).select(1, 2) * w / 2, dy = -motion.select(1, 1).select(1, 2) * h / 2;
+  EXPECT_TRUE(torch::allclose(dx, dx.round(), 0, 1e-4) && torch::allclose(dy, dy.round(), 0, 1e-4));
+  EXPECT_LE(dx.abs().max().item<float>(), 6.0f);
+  EXPECT_GT(dx.abs().max().item<float>(), 3.0f);  // the range is used
+  const torch::Tensor moved = warpImages(noise, motion);
+  for (int64_t i = 0; i < n; ++i) {
+    const int64_t sx = std::lround(dx[i].item<double>()), sy = std::lround(dy[i].item<double>());
+    const torch::Tensor rolled = torch::roll(noise[i], {sy, sx}, {1, 2});
+    const torch::Tensor mask = warpValidMask(motion.slice(0, i, i + 1), h, w, torch::kCPU)[0];
+    EXPECT_LT(((moved[i] - rolled).abs() * mask).max().item<float>(), 1e-4) << "image " << i;
+  }
+  // Resampling between pixels averages neighbours: the detail a network must reproduce is blurred away.
+  auto keptVariance = [&](const torch::Tensor& m) {
+    const torch::Tensor mask = warpValidMask(m, h, w, torch::kCPU);
+    const torch::Tensor v = warpImages(noise, m);
+    const torch::Tensor mean = (v * mask).sum() / mask.sum();
+    return (((v - mean).pow(2) * mask).sum() / mask.sum() / noise.var()).item<double>();
+  };
+  EXPECT_NEAR(keptVariance(motion), 1.0, 0.05);
+  EXPECT_LT(keptVariance(randomMotion(n, h, w)), 0.8);
+}
+
 }  // namespace
 }  // namespace stylize
