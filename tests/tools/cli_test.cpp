@@ -149,11 +149,13 @@ TEST_F(TrainCli, TrainsWritesLogsAndTheModelStylizesImages) {
 TEST_F(TrainCli, TemporalFineTuneStartsFromAModelAndLogsTheTemporalTerm) {
   ASSERT_EQ(runStylize(trainArgs("--iterations 2"), dir.path()).exitCode, 0);
   std::filesystem::rename(dir / "m.safetensors", dir / "base.safetensors");
-  auto r = runStylize(trainArgs("--iterations 4 --log-every 2 --temporal-weight 20 --temporal-jpeg 50 --init-model " +
-                                (dir / "base.safetensors").string()),
-                      dir.path());
+  auto r = runStylize(
+      trainArgs("--iterations 4 --log-every 2 --temporal-weight 20 --temporal-jpeg 50 --temporal-motion shift "
+                "--init-model " +
+                (dir / "base.safetensors").string()),
+      dir.path());
   ASSERT_EQ(r.exitCode, 0) << r.output;
-  EXPECT_NE(r.output.find(", temporal ×20 (noise 0.02, JPEG 50..95)"), std::string::npos) << r.output;
+  EXPECT_NE(r.output.find(", temporal ×20 (shift motion, noise 0.02, JPEG 50..95)"), std::string::npos) << r.output;
   std::ifstream csv(dir / "m.log.csv");
   std::string header, row;
   std::getline(csv, header);
@@ -167,12 +169,17 @@ TEST_F(TrainCli, TemporalFineTuneStartsFromAModelAndLogsTheTemporalTerm) {
   const auto info = loadStyleModel(dir / "m.safetensors").info;
   EXPECT_EQ(info["training"]["temporal_weight"], 20.0);
   EXPECT_EQ(info["training"]["temporal_jpeg"], 50);
+  EXPECT_EQ(info["training"]["temporal_motion"], "shift");
   EXPECT_EQ(info["training"]["init_model"], "base.safetensors");
 
   r = runStylize(trainArgs("--iterations 2 --width 16 --init-model " + (dir / "base.safetensors").string()),
                  dir.path());
   EXPECT_EQ(r.exitCode, 1);
   EXPECT_NE(r.output.find("architecture differs"), std::string::npos) << r.output;
+
+  r = runStylize(trainArgs("--iterations 2 --temporal-weight 20 --temporal-motion wobble"), dir.path());
+  EXPECT_EQ(r.exitCode, 1);
+  EXPECT_NE(r.output.find("--temporal-motion must be affine or shift, not 'wobble'"), std::string::npos) << r.output;
 }
 
 TEST_F(TrainCli, InterruptWritesACheckpointAndResumeFinishes) {
