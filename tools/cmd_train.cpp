@@ -104,7 +104,7 @@ int runTrain(int argc, char** argv) {
       ("temporal-weight", "temporal consistency: stylize(move(x)) should equal move(stylize(x)) for random small motions (0 = off; try 20)", cxxopts::value<double>()->default_value("0"))
       ("temporal-noise", "noise std added to the moved copy (robustness to sensor/codec noise)", cxxopts::value<double>()->default_value("0.02"))
       ("temporal-jpeg", "JPEG-compress the moved copy at a random quality Q..95, like a codec requantising each frame (0 = off; try 50)", cxxopts::value<int>()->default_value("0"))
-      ("temporal-motion", "the moves: affine (sub-pixel shift, zoom, rotation) or shift (whole pixels: exact, keeps fine texture)", cxxopts::value<std::string>()->default_value("affine"))
+      ("temporal-motion", "the moves: affine (sub-pixel shift, zoom, rotation) or shift (whole pixels: exact, keeps fine texture)", cxxopts::value<std::string>()->default_value("shift"))
       ("init-model", "start from this trained model's weights and architecture (e.g. fine-tune a model with --temporal-weight)", cxxopts::value<std::string>());
   // clang-format on
   addLossOptions(options);

@@ -14,7 +14,7 @@ struct MotionRange {
   // Whole-pixel translations only (no zoom or rotation): the moved copy and the moved output are then exact
   // copies of shifted pixels. Sub-pixel resampling blurs both, and a network that must match a blurred
   // target learns to paint less fine texture.
-  bool wholePixels = false;
+  bool wholePixels = true;
 };
 
 // One random affine motion per image, as affine_grid parameters [N, 2, 3] (torch's global generator).

@@ -34,21 +34,23 @@ TEST(TemporalLoss, ZeroForAnEquivariantFunctionPositiveOtherwise) {
 
 TEST(TemporalLoss, RandomMotionsStaySmall) {
   torch::manual_seed(4);
-  const torch::Tensor motion = randomMotion(64, 100, 200);
-  ASSERT_EQ(motion.sizes(), (std::vector<int64_t>{64, 2, 3}));
-  const torch::Tensor mask = warpValidMask(motion, 100, 200, torch::kCPU);
-  const torch::Tensor valid = mask.mean({1, 2, 3});
-  EXPECT_GT(valid.min().item<float>(), 0.75);  // small moves reveal little new content
-  EXPECT_LT(valid.mean().item<float>(), 0.999);
+  for (const bool wholePixels : {true, false}) {
+    MotionRange range;
+    range.wholePixels = wholePixels;
+    const torch::Tensor motion = randomMotion(64, 100, 200, range);
+    ASSERT_EQ(motion.sizes(), (std::vector<int64_t>{64, 2, 3}));
+    const torch::Tensor mask = warpValidMask(motion, 100, 200, torch::kCPU);
+    const torch::Tensor valid = mask.mean({1, 2, 3});
+    EXPECT_GT(valid.min().item<float>(), 0.75) << wholePixels;  // small moves reveal little new content
+    EXPECT_LT(valid.mean().item<float>(), 0.999) << wholePixels;
+  }
 }
 
 TEST(TemporalLoss, WholePixelMotionsCopyPixelsSubPixelMotionsBlur) {
   torch::manual_seed(5);
   const int64_t n = 32, h = 40, w = 50;
   const torch::Tensor noise = torch::rand({n, 1, h, w});  // all fine detail
-  MotionRange whole;
-  whole.wholePixels = true;
-  const torch::Tensor motion = randomMotion(n, h, w, whole);
+  const torch::Tensor motion = randomMotion(n, h, w);     // whole pixels by default
   const torch::Tensor dx = -motion.select(1, 0).select(1, 2) * w / 2, dy = -motion.select(1, 1).select(1, 2) * h / 2;
   EXPECT_TRUE(torch::allclose(dx, dx.round(), 0, 1e-4) && torch::allclose(dy, dy.round(), 0, 1e-4));
   EXPECT_LE(dx.abs().max().item<float>(), 6.0f);
@@ -68,7 +70,9 @@ TEST(TemporalLoss, WholePixelMotionsCopyPixelsSubPixelMotionsBlur) {
     return (((v - mean).pow(2) * mask).sum() / mask.sum() / noise.var()).item<double>();
   };
   EXPECT_NEAR(keptVariance(motion), 1.0, 0.05);
-  EXPECT_LT(keptVariance(randomMotion(n, h, w)), 0.8);
+  MotionRange affine;
+  affine.wholePixels = false;
+  EXPECT_LT(keptVariance(randomMotion(n, h, w, affine)), 0.8);
 }
 
 }  // namespace
