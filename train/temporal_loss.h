@@ -17,7 +17,8 @@ struct MotionRange {
   bool wholePixels = true;
 };
 
-// One random affine motion per image, as affine_grid parameters [N, 2, 3] (torch's global generator).
+// One random motion per image (a whole-pixel shift, or sub-pixel affine), as affine_grid parameters [N, 2, 3]
+// (torch's global generator).
 torch::Tensor randomMotion(int64_t batch, int64_t height, int64_t width, const MotionRange& range = {});
 // A pure translation by (dx, dy) pixels, for tests.
 torch::Tensor translation(int64_t batch, int64_t height, int64_t width, double dx, double dy);
