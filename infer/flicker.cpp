@@ -55,7 +55,6 @@ FlickerResult warpingError(const std::string& input, const std::string& stylized
   previousOut = fit(previousOut);
   cv::Mat previousGray = grayOf(previousIn);
   FlickerResult result;
-  double validSum = 0;
   for (int64_t frame = 1; options.maxFrames == 0 || frame < options.maxFrames; ++frame) {
     cv::Mat currentIn = nextFrame(in), currentOut = nextFrame(out);
     if (currentIn.empty() || currentOut.empty()) break;
@@ -64,19 +63,34 @@ FlickerResult warpingError(const std::string& input, const std::string& stylized
     const Correspondence c = options.exactMotion ? exactCorrespondence(currentIn.size(), options.exactMotion->first,
                                                                        options.exactMotion->second)
                                                  : estimatedCorrespondence(*dis, previousGray, currentGray);
+    FramePairError pair;
+    pair.frame = frame;
     int64_t count = 0;
-    result.inputError += maskedError(previousIn, currentIn, c, &count);
-    result.outputError += maskedError(previousOut, currentOut, c, &count);
-    validSum += double(count) / currentIn.total();
-    ++result.pairs;
+    pair.inputError = maskedError(previousIn, currentIn, c, &count);
+    pair.outputError = maskedError(previousOut, currentOut, c, &count);
+    pair.validFraction = double(count) / currentIn.total();
+    pair.cut = options.skipCuts && (pair.validFraction < FlickerOptions::kCutValidFraction ||
+                                    pair.inputError > FlickerOptions::kCutInputError);
+    result.perPair.push_back(pair);
     previousIn = currentIn;
     previousOut = currentOut;
     previousGray = currentGray;
   }
-  if (result.pairs == 0) throw Error(input + ": needs at least two frames to measure flicker");
+  for (const FramePairError& pair : result.perPair) {
+    if (pair.cut) {
+      ++result.cuts;
+      continue;
+    }
+    result.inputError += pair.inputError;
+    result.outputError += pair.outputError;
+    result.validFraction += pair.validFraction;
+    ++result.pairs;
+  }
+  if (result.perPair.empty()) throw Error(input + ": needs at least two frames to measure flicker");
+  if (result.pairs == 0) throw Error(input + ": every frame is a shot change; nothing to measure flicker on");
   result.inputError /= result.pairs;
   result.outputError /= result.pairs;
-  result.validFraction = validSum / result.pairs;
+  result.validFraction /= result.pairs;
   return result;
 }
 

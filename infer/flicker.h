@@ -6,6 +6,7 @@
 #include <optional>
 #include <string>
 #include <utility>
+#include <vector>
 
 namespace stylize {
 
@@ -13,13 +14,26 @@ struct FlickerOptions {
   int64_t maxFrames = 0;  // 0 = all
   // The exact motion of the content in pixels per frame (synthetic pans), instead of estimated flow.
   std::optional<std::pair<double, double>> exactMotion;
+  // Leave shot changes out of the means: a cut is not flicker, and the few pixels the mask keeps across one
+  // measure nothing but the change of scene. A pair is a cut when the mask trusts under kCutValidFraction
+  // of the frame or the input's own error is over kCutInputError (continuous footage stays below 0.005).
+  bool skipCuts = true;
+  static constexpr double kCutValidFraction = 0.05, kCutInputError = 0.02;
+};
+
+struct FramePairError {
+  int64_t frame = 0;  // the later frame of the pair
+  double inputError = 0, outputError = 0, validFraction = 0;
+  bool cut = false;
 };
 
 struct FlickerResult {
-  int64_t pairs = 0;
+  int64_t pairs = 0;         // counted: all but the cuts
+  int64_t cuts = 0;          // pairs left out as shot changes
   double inputError = 0;     // the input's own warping error: the floor (compression, lighting, flow errors)
   double outputError = 0;    // the stylized video's
   double validFraction = 0;  // of pixels inside the mask, mean over pairs
+  std::vector<FramePairError> perPair;
   double ratio() const { return inputError > 0 ? outputError / inputError : 0; }
 };
 

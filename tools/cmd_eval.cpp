@@ -123,12 +123,20 @@ int evalFlicker(const cxxopts::ParseResult& args) {
       throw Error("--exact-motion " + spec + ": expected DX,DY in pixels per frame, e.g. 4,0");
     options.exactMotion = std::make_pair(dx, dy);
   }
+  options.skipCuts = !args.count("keep-cuts");
   av::quietLogs();
   const FlickerResult r = warpingError(videos[0], videos[1], options);
-  std::cout << "input,stylized,pairs,flow,valid_fraction,input_warping_error,stylized_warping_error,ratio\n"
-            << fmt::format("{},{},{},{},{:.3f},{:.6g},{:.6g},{:.3f}\n", videos[0], videos[1], r.pairs,
+  if (args.count("per-pair")) {
+    std::cout << "frame,valid_fraction,input_warping_error,stylized_warping_error,cut\n";
+    for (const FramePairError& p : r.perPair)
+      std::cout << fmt::format("{},{:.3f},{:.6g},{:.6g},{}\n", p.frame, p.validFraction, p.inputError, p.outputError,
+                               p.cut ? 1 : 0);
+    return 0;
+  }
+  std::cout << "input,stylized,pairs,flow,valid_fraction,input_warping_error,stylized_warping_error,ratio,cuts\n"
+            << fmt::format("{},{},{},{},{:.3f},{:.6g},{:.6g},{:.3f},{}\n", videos[0], videos[1], r.pairs,
                            options.exactMotion ? "exact" : "dis-medium", r.validFraction, r.inputError, r.outputError,
-                           r.ratio());
+                           r.ratio(), r.cuts);
   return 0;
 }
 #endif
@@ -136,16 +144,19 @@ int evalFlicker(const cxxopts::ParseResult& args) {
 }  // namespace
 
 int runEval(int argc, char** argv) {
-  cxxopts::Options options("stylize eval",
-                           "Measure finished outputs.\n"
-                           "  stylize eval loss --content photo.jpg --style starry.jpg --image a.jpg --image b.jpg\n"
-                           "      perceptual loss (content, style, tv, total) of each image, as CSV\n"
-                           "  stylize eval loss input.mp4 stylized.mp4 --style starry.jpg --samples 8\n"
-                           "      the same for 8 frames spread over a stylized video, and their mean\n"
-                           "  stylize eval flicker input.mp4 stylized.mp4\n"
-                           "      warping error (Lai et al. 2018) of the stylized video and of the input (the floor)\n"
-                           "  stylize eval flicker pan.mp4 stylized.mp4 --exact-motion 4,0\n"
-                           "      with the known motion of a synthetic pan instead of optical flow\n");
+  cxxopts::Options options(
+      "stylize eval",
+      "Measure finished outputs.\n"
+      "  stylize eval loss --content photo.jpg --style starry.jpg --image a.jpg --image b.jpg\n"
+      "      perceptual loss (content, style, tv, total) of each image, as CSV\n"
+      "  stylize eval loss input.mp4 stylized.mp4 --style starry.jpg --samples 8\n"
+      "      the same for 8 frames spread over a stylized video, and their mean\n"
+      "  stylize eval flicker input.mp4 stylized.mp4\n"
+      "      warping error (Lai et al. 2018) of the stylized video and of the input (the floor)\n"
+      "  stylize eval flicker pan.mp4 stylized.mp4 --exact-motion 4,0\n"
+      "      with the known motion of a synthetic pan instead of optical flow\n"
+      "  stylize eval flicker input.mp4 stylized.mp4 --per-pair\n"
+      "      each frame pair's errors; shot changes (cuts) are marked and left out of the means\n");
   // clang-format off
   options.add_options()
       ("what", "loss or flicker", cxxopts::value<std::string>())
@@ -153,6 +164,8 @@ int runEval(int argc, char** argv) {
       ("samples", "loss of a video: frames to measure, spread evenly", cxxopts::value<int64_t>()->default_value("8"))
       ("frames", "flicker: measure at most this many frames (0 = all)", cxxopts::value<int64_t>()->default_value("0"))
       ("exact-motion", "flicker: content motion DX,DY in pixels per frame instead of optical flow", cxxopts::value<std::string>())
+      ("keep-cuts", "flicker: count shot changes too (by default a pair the flow cannot connect is left out)")
+      ("per-pair", "flicker: one CSV row per frame pair instead of the means (find the pairs that dominate)")
       ("content", "content photo", cxxopts::value<std::string>())
       ("style", "style image (repeatable, file:weight)", cxxopts::value<std::vector<std::string>>())
       ("image", "image to measure (repeatable)", cxxopts::value<std::vector<std::string>>())

@@ -24,6 +24,7 @@ struct VideoSpec {
   bool video = true;
   double rotation = 0;
   bool still = false;     // every frame the same picture
+  int cutAt = -1;         // from this frame on, a different picture (a shot change)
   int motionX = 0;        // else: a texture that moves this many pixels right per frame (exact flow)
   bool lossless = false;  // FFV1 (in .mkv) instead of MPEG-4: decoded frames are exactly what was written
 };
@@ -91,9 +92,10 @@ inline void writeTestVideo(const std::filesystem::path& path, const VideoSpec& s
       for (int y = 0; y < spec.height; ++y)
         for (int x = 0; x < spec.width; ++x) {
           const double u = x - double(i) * spec.motionX;
-          frame->data[0][y * frame->linesize[0] + x] =
+          const uint8_t luma =
               spec.motionX ? uint8_t(128 + 50 * std::sin(u * 0.31) * std::cos(y * 0.23) + 40 * std::sin((u + y) * 0.09))
                            : uint8_t(16 + (x * 3 + y * 2 + (spec.still ? 0 : int(i) * 7)) % 220);
+          frame->data[0][y * frame->linesize[0] + x] = spec.cutAt >= 0 && int(i) >= spec.cutAt ? 255 - luma : luma;
         }
       for (int p = 1; p < 3; ++p)
         for (int y = 0; y < (spec.height + 1) / 2; ++y)

@@ -317,5 +317,35 @@ TEST(Flicker, ZeroForAStillVideoAndExactOnATranslation) {
   EXPECT_GT(withFlow.validFraction, 0.8);
 }
 
+TEST(Flicker, AShotChangeIsLeftOutNotCountedAsFlicker) {
+  test::TempDir dir;
+  av::quietLogs();
+  test::VideoSpec shots;
+  shots.width = 96;
+  shots.height = 64;
+  shots.framesMs = test::constantRate(6, 25);
+  shots.still = true;
+  shots.cutAt = 3;
+  shots.lossless = true;
+  test::writeTestVideo(dir / "shots.mkv", shots);
+  const std::string path = (dir / "shots.mkv").string();
+  const FlickerResult r = warpingError(path, path);
+  EXPECT_EQ(r.pairs, 4);
+  EXPECT_EQ(r.cuts, 1);
+  ASSERT_EQ(r.perPair.size(), 5u);
+  EXPECT_TRUE(r.perPair[2].cut);
+  EXPECT_EQ(r.perPair[2].frame, 3);
+  EXPECT_LT(r.perPair[2].validFraction, 0.05);  // the flow connects nothing across the cut
+  EXPECT_EQ(r.inputError, 0);                   // two still shots: nothing moves within either
+  EXPECT_NEAR(r.validFraction, 1, 1e-9);        // the mean is over the four pairs inside the shots
+
+  FlickerOptions keepAll;
+  keepAll.skipCuts = false;
+  const FlickerResult counted = warpingError(path, path, keepAll);
+  EXPECT_EQ(counted.pairs, 5);
+  EXPECT_EQ(counted.cuts, 0);
+  EXPECT_LT(counted.validFraction, 0.85);
+}
+
 }  // namespace
 }  // namespace stylize
