@@ -80,4 +80,32 @@ StyleModel loadStyleModel(const std::filesystem::path& path) {
   return model;
 }
 
+StyleModel blendStyleModels(const std::vector<BlendPart>& parts) {
+  if (parts.empty()) throw Error("blend: no models given");
+  double total = 0;
+  for (const BlendPart& part : parts) {
+    if (!(part.weight > 0)) throw Error(part.model.string() + ": blend weight must be positive");
+    total += part.weight;
+  }
+  StyleModel blend = loadStyleModel(parts.front().model);
+  const nlohmann::json architecture = blend.info["architecture"];
+  bool allHalf = true;
+  nlohmann::json recipe = nlohmann::json::array();
+  torch::NoGradGuard noGrad;
+  for (auto& p : blend.net->parameters()) p.zero_();
+  for (const BlendPart& part : parts) {
+    StyleModel model = loadStyleModel(part.model);
+    if (architectureJson(model.net->config()) != architectureJson(blend.net->config()))
+      throw Error(part.model.string() + ": architecture " + architectureJson(model.net->config()).dump() +
+                  " differs from " + parts.front().model.string() + "'s " + architecture.dump() + "; cannot blend");
+    const auto from = model.net->named_parameters();
+    for (auto& p : blend.net->named_parameters()) p.value().add_(from[p.key()], part.weight / total);
+    allHalf = allHalf && model.info.value("dtype", "") == "float16";
+    recipe.push_back({{"model", part.model.filename().string()}, {"weight", part.weight / total}});
+  }
+  blend.info["blend"] = recipe;
+  blend.info["dtype"] = allHalf ? "float16" : "float32";
+  return blend;
+}
+
 }  // namespace stylize

@@ -5,6 +5,7 @@
 
 #include <filesystem>
 #include <nlohmann/json.hpp>
+#include <vector>
 
 #include "nets/transformer_net.h"
 
@@ -29,5 +30,16 @@ void saveStyleModel(const std::filesystem::path& path, TransformerNet& net, nloh
 // Validates the format, version, architecture and every tensor's name, shape and dtype; throws Error
 // naming the file and the problem.
 StyleModel loadStyleModel(const std::filesystem::path& path);
+
+// The weighted mean of the models' weights (a "model soup", Wortsman et al. 2022; weights are normalised
+// to sum to 1). Meaningful for models fine-tuned from one parent: the mean lands between them, often better
+// than either (it averages out the noise of each run); unrelated models' channels do not correspond and
+// blend into mush. The architectures must match (Error names the file that differs). The metadata is the
+// first model's plus "blend": [{model, weight}], in half precision if every part was.
+struct BlendPart {
+  std::filesystem::path model;
+  double weight = 1;
+};
+StyleModel blendStyleModels(const std::vector<BlendPart>& parts);
 
 }  // namespace stylize

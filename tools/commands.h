@@ -15,6 +15,7 @@ int runBench(int argc, char** argv);
 int runTrain(int argc, char** argv);
 int runImage(int argc, char** argv);
 int runEval(int argc, char** argv);
+int runBlend(int argc, char** argv);
 int runVideo(int argc, char** argv);
 int runLive(int argc, char** argv);
 int benchVideo(const cxxopts::ParseResult& args);

@@ -115,6 +115,31 @@ TEST(StyleModel, MalformedModelsAreRejected) {
   EXPECT_NE(loadError(dir / "m.safetensors").find("does not have"), std::string::npos);
 }
 
+TEST(StyleModel, BlendIsTheWeightedMeanOfTheWeightsAndRecordsItsRecipe) {
+  test::TempDir dir;
+  TransformerNet a(TransformerConfig{8, 1}), b(TransformerConfig{8, 1}), other(TransformerConfig{8, 2});
+  saveStyleModel(dir / "a.safetensors", a, {{"style", {{"file", "starry.jpg"}}}});
+  saveStyleModel(dir / "b.safetensors", b, {{"style", {{"file", "wave.jpg"}}}});
+  saveStyleModel(dir / "other.safetensors", other, {});
+  StyleModel mix = blendStyleModels({{dir / "a.safetensors", 3}, {dir / "b.safetensors", 1}});
+  const auto pa = a->named_parameters(), pb = b->named_parameters();
+  for (const auto& p : mix.net->named_parameters())
+    EXPECT_TRUE(torch::allclose(p.value(), 0.75 * pa[p.key()] + 0.25 * pb[p.key()], 1e-5, 1e-6)) << p.key();
+  EXPECT_EQ(mix.info["style"]["file"], "starry.jpg");
+  ASSERT_EQ(mix.info["blend"].size(), 2u);
+  EXPECT_EQ(mix.info["blend"][1]["model"], "b.safetensors");
+  EXPECT_DOUBLE_EQ(mix.info["blend"][1]["weight"].get<double>(), 0.25);
+  EXPECT_EQ(mix.info["dtype"], "float32");
+
+  try {
+    blendStyleModels({{dir / "a.safetensors", 1}, {dir / "other.safetensors", 1}});
+    ADD_FAILURE() << "blended different architectures";
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find("other.safetensors: architecture"), std::string::npos) << e.what();
+  }
+  EXPECT_THROW(blendStyleModels({{dir / "a.safetensors", 0}, {dir / "b.safetensors", 1}}), Error);
+}
+
 }  // namespace
 }  // namespace stylize
 

@@ -182,6 +182,29 @@ TEST_F(TrainCli, TemporalFineTuneStartsFromAModelAndLogsTheTemporalTerm) {
   EXPECT_NE(r.output.find("--temporal-motion must be affine or shift, not 'wobble'"), std::string::npos) << r.output;
 }
 
+TEST_F(TrainCli, BlendAveragesTwoFineTunesIntoAModelThatStylizes) {
+  ASSERT_EQ(runStylize(trainArgs("--iterations 2"), dir.path()).exitCode, 0);
+  std::filesystem::rename(dir / "m.safetensors", dir / "a.safetensors");
+  ASSERT_EQ(runStylize(trainArgs("--iterations 2 --seed 4 --fp16"), dir.path()).exitCode, 0);
+  const std::string a = (dir / "a.safetensors").string(), b = (dir / "m.safetensors").string();
+  auto r = runStylize("blend " + a + " " + b + ":0.5 -o " + (dir / "mix.safetensors").string(), dir.path());
+  ASSERT_EQ(r.exitCode, 0) << r.output;
+  r = runStylize("image --model " + (dir / "mix.safetensors").string() + " " + (dir / "style.png").string() + " -o " +
+                     (dir / "out.png").string(),
+                 dir.path());
+  EXPECT_EQ(r.exitCode, 0) << r.output;
+  EXPECT_TRUE(std::filesystem::exists(dir / "out.png"));
+
+  r = runStylize("blend " + a + " -o " + (dir / "one.safetensors").string(), dir.path());
+  EXPECT_NE(r.exitCode, 0);
+  EXPECT_NE(r.output.find("two or more models"), std::string::npos) << r.output;
+  r = runStylize("blend " + a + " " + (dir / "style.png").string() + " -o " + (dir / "bad.safetensors").string(),
+                 dir.path());
+  EXPECT_NE(r.exitCode, 0);
+  EXPECT_NE(r.output.find("style.png"), std::string::npos) << r.output;
+  EXPECT_FALSE(std::filesystem::exists(dir / "bad.safetensors"));
+}
+
 TEST_F(TrainCli, InterruptWritesACheckpointAndResumeFinishes) {
   // SIGINT arrives mid-run, once a trained iteration is shown: a checkpoint, exit 130, no model file.
   auto r = runStylize(trainArgs("--iterations 100000 --log-every 1"), dir.path(),
