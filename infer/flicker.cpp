@@ -87,7 +87,8 @@ FlickerResult warpingError(const std::string& input, const std::string& stylized
     ++result.pairs;
   }
   if (result.perPair.empty()) throw Error(input + ": needs at least two frames to measure flicker");
-  if (result.pairs == 0) throw Error(input + ": every frame is a shot change; nothing to measure flicker on");
+  if (result.pairs == 0)
+    throw Error(input + ": every frame pair is a shot change; nothing continuous to measure flicker on");
   result.inputError /= result.pairs;
   result.outputError /= result.pairs;
   result.validFraction /= result.pairs;
