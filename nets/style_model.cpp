@@ -88,14 +88,14 @@ StyleModel blendStyleModels(const std::vector<BlendPart>& parts) {
     total += part.weight;
   }
   StyleModel blend = loadStyleModel(parts.front().model);
-  const nlohmann::json architecture = blend.info["architecture"];
+  const nlohmann::json architecture = architectureJson(blend.net->config());
   bool allHalf = true;
   nlohmann::json recipe = nlohmann::json::array();
   torch::NoGradGuard noGrad;
   for (auto& p : blend.net->parameters()) p.zero_();
   for (const BlendPart& part : parts) {
     StyleModel model = loadStyleModel(part.model);
-    if (architectureJson(model.net->config()) != architectureJson(blend.net->config()))
+    if (architectureJson(model.net->config()) != architecture)
       throw Error(part.model.string() + ": architecture " + architectureJson(model.net->config()).dump() +
                   " differs from " + parts.front().model.string() + "'s " + architecture.dump() + "; cannot blend");
     const auto from = model.net->named_parameters();
