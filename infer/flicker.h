@@ -16,7 +16,7 @@ struct FlickerOptions {
   std::optional<std::pair<double, double>> exactMotion;
   // Leave shot changes out of the means: a cut is not flicker, and the few pixels the mask keeps across one
   // measure nothing but the change of scene. A pair is a cut when the mask trusts under kCutValidFraction
-  // of the frame or the input's own error is over kCutInputError (continuous footage stays below 0.005).
+  // of the frame or the input's own error is over kCutInputError (continuous shared clips stay under 0.0013).
   bool skipCuts = true;
   static constexpr double kCutValidFraction = 0.05, kCutInputError = 0.02;
 };

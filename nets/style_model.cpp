@@ -87,22 +87,24 @@ StyleModel blendStyleModels(const std::vector<BlendPart>& parts) {
     if (!(part.weight > 0)) throw Error(part.model.string() + ": blend weight must be positive");
     total += part.weight;
   }
+  // The first part is the base (its metadata and architecture); the others are added to it.
   StyleModel blend = loadStyleModel(parts.front().model);
   const nlohmann::json architecture = architectureJson(blend.net->config());
-  bool allHalf = true;
-  nlohmann::json recipe = nlohmann::json::array();
+  bool allHalf = blend.info.value("dtype", "") == "float16";
   torch::NoGradGuard noGrad;
-  for (auto& p : blend.net->parameters()) p.zero_();
-  for (const BlendPart& part : parts) {
-    StyleModel model = loadStyleModel(part.model);
+  for (auto& p : blend.net->parameters()) p.mul_(parts.front().weight / total);
+  for (size_t i = 1; i < parts.size(); ++i) {
+    StyleModel model = loadStyleModel(parts[i].model);
     if (architectureJson(model.net->config()) != architecture)
-      throw Error(part.model.string() + ": architecture " + architectureJson(model.net->config()).dump() +
+      throw Error(parts[i].model.string() + ": architecture " + architectureJson(model.net->config()).dump() +
                   " differs from " + parts.front().model.string() + "'s " + architecture.dump() + "; cannot blend");
     const auto from = model.net->named_parameters();
-    for (auto& p : blend.net->named_parameters()) p.value().add_(from[p.key()], part.weight / total);
+    for (auto& p : blend.net->named_parameters()) p.value().add_(from[p.key()], parts[i].weight / total);
     allHalf = allHalf && model.info.value("dtype", "") == "float16";
-    recipe.push_back({{"model", part.model.filename().string()}, {"weight", part.weight / total}});
   }
+  nlohmann::json recipe = nlohmann::json::array();
+  for (const BlendPart& part : parts)
+    recipe.push_back({{"model", part.model.filename().string()}, {"weight", part.weight / total}});
   blend.info["blend"] = recipe;
   blend.info["dtype"] = allHalf ? "float16" : "float32";
   return blend;
