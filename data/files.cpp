@@ -1,9 +1,11 @@
 #include "data/files.h"
 
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <atomic>
 #include <cerrno>
+#include <csignal>
 #include <cstdio>
 #include <cstring>
 #include <fstream>
@@ -27,8 +29,43 @@ std::string readFile(const fs::path& path) {
   return std::move(buffer).str();
 }
 
+namespace {
+
+// PATH.tmp-PID-N files whose process is gone. Only our own naming is touched, and only beside `path`.
+void removeStaleTemporaries(const fs::path& path) {
+  const fs::path dir = path.parent_path().empty() ? fs::path(".") : path.parent_path();
+  const std::string prefix = path.filename().string() + ".tmp-";
+  std::error_code ec;
+  for (fs::directory_iterator it(dir, ec), end; !ec && it != end; it.increment(ec)) {
+    const std::string name = it->path().filename().string();
+    if (name.compare(0, prefix.size(), prefix) != 0) continue;
+    const std::string rest = name.substr(prefix.size());  // "PID-N"
+    const size_t dash = rest.find('-');
+    if (dash == 0 || dash == std::string::npos || rest.find_first_not_of("0123456789-") != std::string::npos) continue;
+    const long pid = std::strtol(rest.substr(0, dash).c_str(), nullptr, 10);
+    if (pid <= 0 || pid == ::getpid() || ::kill(static_cast<pid_t>(pid), 0) == 0 || errno != ESRCH) continue;
+    std::error_code ignored;
+    fs::remove(it->path(), ignored);
+  }
+}
+
+}  // namespace
+
+bool sameFile(const fs::path& a, const fs::path& b) {
+  struct stat sa {
+  }, sb{};
+  return ::stat(a.c_str(), &sa) == 0 && ::stat(b.c_str(), &sb) == 0 && sa.st_dev == sb.st_dev && sa.st_ino == sb.st_ino;
+}
+
+void checkNotAnInput(const fs::path& output, const std::vector<fs::path>& inputs) {
+  for (const fs::path& input : inputs)
+    if (output == input || sameFile(output, input))
+      throw Error(output.string() + ": the output would overwrite the input " + input.string());
+}
+
 fs::path temporarySibling(const fs::path& path) {
   static std::atomic<unsigned> counter{0};
+  removeStaleTemporaries(path);
   fs::path tmp = path;
   tmp += ".tmp-" + std::to_string(::getpid()) + "-" + std::to_string(counter++);
   return tmp;

@@ -3,6 +3,7 @@
 
 #include <filesystem>
 #include <string>
+#include <vector>
 
 namespace stylize {
 
@@ -16,8 +17,17 @@ void writeFileAtomically(const std::filesystem::path& path, const std::string& b
 // Checks before any work starts that `path` can be created: its folder exists and is writable.
 void checkWritable(const std::filesystem::path& path);
 
-// A temporary name beside `path` (same folder, so rename() is atomic), unique per process and call.
+// A temporary name beside `path` (same folder, so rename() is atomic), unique per process and call:
+// PATH.tmp-PID-N. Temporaries of that form left by a process that no longer runs (killed with SIGKILL,
+// a power cut) are removed first, so a crash costs no more than one rerun.
 std::filesystem::path temporarySibling(const std::filesystem::path& path);
+
+// True when both paths name one existing file however they are spelled: another relative path, `..`,
+// a symlink or a hard link (same device and inode).
+bool sameFile(const std::filesystem::path& a, const std::filesystem::path& b);
+
+// Throws Error("OUT: the output would overwrite the input IN") when `output` is one of `inputs`.
+void checkNotAnInput(const std::filesystem::path& output, const std::vector<std::filesystem::path>& inputs);
 
 // A 64-bit FNV-1a digest as 16 hex digits: identifies file contents for caches and model metadata.
 std::string fingerprint(const std::string& bytes);

@@ -21,8 +21,9 @@ int64_t toMicroseconds(int64_t ts, AVRational timeBase) { return av_rescale_q(ts
 VideoDecoder::VideoDecoder(const std::string& url, const ReadOptions& options) : url_(url), options_(options) {
   static std::once_flag devices;
   std::call_once(devices, [] { avdevice_register_all(); });
-  if (options.start < 0) throw Error("--start must not be negative");
-  if (options.duration < 0) throw Error("--duration must not be negative");
+  // Bounded so that microseconds fit in 64 bits with room to spare (10⁹ s is 31 years).
+  if (!(options.start >= 0 && options.start < 1e9)) throw Error("--start must be 0 to 10⁹ seconds");
+  if (!(options.duration >= 0 && options.duration < 1e9)) throw Error("--duration must be 0 to 10⁹ seconds");
 
   const AVInputFormat* demuxer = nullptr;
   if (!options.format.empty()) {
@@ -75,10 +76,14 @@ VideoDecoder::VideoDecoder(const std::string& url, const ReadOptions& options) :
   info_.codec = decoder->name;
 
   const int64_t containerStart = format_->start_time == AV_NOPTS_VALUE ? 0 : format_->start_time;
-  startUs_ = options.start > 0 ? containerStart + static_cast<int64_t>(std::llround(options.start * 1e6)) : 0;
+  originUs_ = containerStart + static_cast<int64_t>(std::llround(options.start * 1e6));
+  clocks_.assign(format_->nb_streams, Clock{});
   double total = format_->duration > 0  ? format_->duration / 1e6
                  : stream->duration > 0 ? stream->duration * av_q2d(stream->time_base)
                                         : 0;
+  if (total > 0 && options.start >= total)
+    throw Error(url + ": --start " + fmt::format("{:g}", options.start) + " s is past the end of the video (" +
+                fmt::format("{:.3f}", total) + " s)");
   if (total > 0) total = std::max(0.0, total - options.start);
   if (options.duration > 0) total = total > 0 ? std::min(total, options.duration) : options.duration;
   info_.duration = total;
@@ -87,28 +92,45 @@ VideoDecoder::VideoDecoder(const std::string& url, const ReadOptions& options) :
                      ? stream->nb_frames
                      : static_cast<int64_t>(std::llround(total * fps));
 
-  if (startUs_ > 0) {
-    const int r = avformat_seek_file(format_.get(), -1, INT64_MIN, startUs_, startUs_, 0);
+  if (options.start > 0) {
+    const int r = avformat_seek_file(format_.get(), -1, INT64_MIN, originUs_, originUs_, 0);
     if (r < 0) throw Error(url + ": cannot seek to --start " + std::to_string(options.start) + " s");
   }
   decoded_ = av::allocFrame();
   packet_ = av::allocPacket();
 }
 
-bool VideoDecoder::keepPacket(AVPacket& packet) {
+void VideoDecoder::retime(AVPacket& packet) {
   const AVRational tb = format_->streams[packet.stream_index]->time_base;
-  const int64_t ts = packet.pts != AV_NOPTS_VALUE ? packet.pts : packet.dts;
-  if (ts != AV_NOPTS_VALUE) {
-    const int64_t us = toMicroseconds(ts, tb);
-    if (options_.start > 0 && us < startUs_) return false;
-    if (options_.duration > 0 && us >= startUs_ + static_cast<int64_t>(options_.duration * 1e6)) return false;
+  const int64_t dts = packet.dts != AV_NOPTS_VALUE ? packet.dts : packet.pts;
+  if (dts == AV_NOPTS_VALUE) return;
+  // Formats that may restart their clock mid-stream (MPEG-TS captures, concatenations): a dts more than
+  // 0.1 s behind its stream's last, or 10 s past the expected next one, is a discontinuity (ffmpeg's own
+  // rule), and the stream continues one packet after where it was. Per stream, so that packets interleaved
+  // across the jump cannot move the other streams.
+  if (packet.stream_index >= int(clocks_.size())) clocks_.resize(packet.stream_index + 1);  // a stream found late
+  Clock& clock = clocks_[packet.stream_index];
+  int64_t us = toMicroseconds(dts, tb) + clock.shiftUs;
+  if ((format_->iformat->flags & AVFMT_TS_DISCONT) && clock.lastUs != AV_NOPTS_VALUE) {
+    // MPEG-TS stores no video durations: the stream's last step stands in.
+    const int64_t step = packet.duration > 0 ? toMicroseconds(packet.duration, tb) : clock.stepUs;
+    const int64_t expected = clock.lastUs + step;
+    if (us + AV_TIME_BASE / 10 < clock.lastUs || us - expected > 10 * int64_t{AV_TIME_BASE}) {
+      clock.shiftUs += expected - us;
+      us = expected;
+    } else if (us > clock.lastUs) {
+      clock.stepUs = us - clock.lastUs;
+    }
   }
-  if (startUs_ > 0) {
-    const int64_t shift = av_rescale_q(startUs_, AV_TIME_BASE_Q, tb);
-    if (packet.pts != AV_NOPTS_VALUE) packet.pts -= shift;
-    if (packet.dts != AV_NOPTS_VALUE) packet.dts -= shift;
-  }
-  return true;
+  clock.lastUs = us;
+  const int64_t offset = av_rescale_q(clock.shiftUs - originUs_, AV_TIME_BASE_Q, tb);
+  if (packet.pts != AV_NOPTS_VALUE) packet.pts += offset;
+  if (packet.dts != AV_NOPTS_VALUE) packet.dts += offset;
+}
+
+bool VideoDecoder::inWindow(int64_t us) const {
+  if (options_.start > 0 && us < 0) return false;  // decoded from the keyframe before --start
+  return !(options_.duration > 0 && us >= static_cast<int64_t>(std::llround(options_.duration * 1e6)));
 }
 
 bool VideoDecoder::next(Item& item) {
@@ -119,19 +141,15 @@ bool VideoDecoder::next(Item& item) {
     if (received == 0) {
       int64_t pts = decoded_->best_effort_timestamp;
       if (pts == AV_NOPTS_VALUE) pts = decoded_->pts;
-      const int64_t us = pts == AV_NOPTS_VALUE ? startUs_ : toMicroseconds(pts, info_.timeBase);
-      if (options_.duration > 0 && us >= startUs_ + static_cast<int64_t>(options_.duration * 1e6)) {
-        finished_ = true;
+      const int64_t us = pts == AV_NOPTS_VALUE ? 0 : toMicroseconds(pts, info_.timeBase);
+      if (!inWindow(us)) {
         av_frame_unref(decoded_.get());
+        if (us < 0) continue;
+        finished_ = true;
         return false;
       }
-      if (options_.start > 0 && us < startUs_) {  // decoded from the keyframe before --start
-        av_frame_unref(decoded_.get());
-        continue;
-      }
       item.frame = toRgb(*decoded_);
-      item.frame->pts =
-          pts == AV_NOPTS_VALUE ? AV_NOPTS_VALUE : pts - av_rescale_q(startUs_, AV_TIME_BASE_Q, info_.timeBase);
+      item.frame->pts = pts;
       av::setFrameDuration(*item.frame, av::frameDuration(*decoded_));
       av_frame_unref(decoded_.get());
       ++framesDecoded_;
@@ -160,8 +178,11 @@ bool VideoDecoder::next(Item& item) {
       avcodec_send_packet(codec_.get(), nullptr);
       continue;
     }
+    retime(*packet_);
     if (packet_->stream_index != stream_) {
-      if (keepPacket(*packet_)) {
+      const int64_t ts = packet_->pts != AV_NOPTS_VALUE ? packet_->pts : packet_->dts;
+      const AVRational tb = format_->streams[packet_->stream_index]->time_base;
+      if (ts == AV_NOPTS_VALUE || inWindow(toMicroseconds(ts, tb))) {
         item.packet = av::allocPacket();
         av_packet_move_ref(item.packet.get(), packet_.get());
         return true;
@@ -177,8 +198,8 @@ bool VideoDecoder::next(Item& item) {
 }
 
 bool VideoDecoder::rewind() {
-  const int64_t target = startUs_ > 0 ? startUs_ : (format_->start_time == AV_NOPTS_VALUE ? 0 : format_->start_time);
-  if (avformat_seek_file(format_.get(), -1, INT64_MIN, target, target, 0) < 0) return false;
+  if (avformat_seek_file(format_.get(), -1, INT64_MIN, originUs_, originUs_, 0) < 0) return false;
+  clocks_.assign(clocks_.size(), Clock{});  // a loop back to the start is not a discontinuity
   avcodec_flush_buffers(codec_.get());
   flushing_ = finished_ = false;
   endError_.clear();

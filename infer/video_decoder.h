@@ -24,9 +24,9 @@ struct VideoInfo {
 struct ReadOptions {
   std::string format;                                               // demuxer ("v4l2"); empty = probe
   std::vector<std::pair<std::string, std::string>> demuxerOptions;  // e.g. video_size, framerate
-  double start = 0;                                                 // seconds; timestamps are shifted to begin at 0
-  double duration = 0;                                              // seconds, 0 = to the end
-  bool lowDelay = false;                                            // live: no frame-threading latency
+  double start = 0;           // seconds; timestamps are shifted so that --start (or the file's own start) is 0
+  double duration = 0;        // seconds, 0 = to the end
+  bool lowDelay = false;      // live: no frame-threading latency
   int width = 0, height = 0;  // deliver frames scaled to this size (0 = as decoded), e.g. a camera's 640x480
 };
 
@@ -56,7 +56,10 @@ class VideoDecoder {
 
  private:
   av::FramePtr toRgb(const AVFrame& frame);
-  bool keepPacket(AVPacket& packet);  // --start/--duration window and timestamp shift
+  // Every packet's timestamps on one clock that starts at 0 at --start and never jumps (retime), then the
+  // --start/--duration window (inWindow, in microseconds of that clock).
+  void retime(AVPacket& packet);
+  bool inWindow(int64_t us) const;
 
   std::string url_;
   ReadOptions options_;
@@ -67,7 +70,15 @@ class VideoDecoder {
   av::PacketPtr packet_;
   VideoInfo info_;
   int stream_ = -1;
-  int64_t startUs_ = 0;  // --start plus the container's start time, in AV_TIME_BASE units
+  // The container's start time plus --start, in AV_TIME_BASE units: time 0 of every output timestamp, as
+  // `ffmpeg -i in.ts -c copy out.mp4` starts at 0 whatever the source's first timestamp (MPEG-TS: 1.4 s).
+  int64_t originUs_ = 0;
+  // Per stream, in µs: the shift that undoes the discontinuities so far, the last dts after it, and the
+  // last step between two dts.
+  struct Clock {
+    int64_t shiftUs = 0, lastUs = AV_NOPTS_VALUE, stepUs = 0;
+  };
+  std::vector<Clock> clocks_;
   bool flushing_ = false, finished_ = false;
   int64_t framesDecoded_ = 0, skippedPackets_ = 0;
   std::string endError_;

@@ -113,9 +113,12 @@ VideoReport stylizeVideo(Stylizer& stylizer, const VideoJob& job, const VideoCal
           encoder.copy(*item->packet);
       }
     } catch (...) {
+      // Every queue is abandoned, so that no stage waits for a consumer that has gone: the inference loop
+      // may be blocked pushing into a full `stylized`.
       encodeError = std::current_exception();
       stopping = true;
       decoded.abandon();
+      stylized.abandon();
     }
   });
   auto joinAll = [&] {

@@ -126,6 +126,11 @@ cxxopts::ParseResult parse(cxxopts::Options& options, int argc, char** argv) {
       std::cout << options.help() << std::endl;
       std::exit(0);
     }
+    // A word nothing takes is a mistake, never silently ignored: most often the value of an option whose
+    // value is optional (--stabilize 0.2 means --stabilize and a stray 0.2).
+    if (!result.unmatched().empty())
+      throw Error(options.program() + ": unexpected argument \"" + result.unmatched().front() +
+                  "\" (an option with an optional value takes it as --option=VALUE; see --help)");
     return result;
   } catch (const cxxopts::exceptions::exception& e) {
     throw Error(options.program() + ": " + e.what() + " (see --help)");

@@ -2,6 +2,7 @@
 #include <iostream>
 
 #include "data/error.h"
+#include "data/files.h"
 #include "nets/style_model.h"
 #include "tools/cli.h"
 #include "tools/commands.h"
@@ -34,6 +35,9 @@ int runBlend(int argc, char** argv) {
   }
   StyleModel blend = blendStyleModels(parts);
   const std::filesystem::path output = args["output"].as<std::string>();
+  std::vector<std::filesystem::path> inputs;
+  for (const BlendPart& part : parts) inputs.push_back(part.model);
+  checkNotAnInput(output, inputs);
   saveStyleModel(output, blend.net, blend.info, blend.info["dtype"] == "float16");
   std::cout << "stylize: wrote " << output.string() << " (" << parts.size() << " models blended)\n";
   return 0;

@@ -37,15 +37,31 @@ struct LossYardstick {
   Features targets(const torch::Tensor& content) { return loss.contentTargets(content.unsqueeze(0).to(device)); }
 
   // content, image: [3, H, W]; the image is resampled to the content's size (outputs made at another size).
-  LossValues operator()(const torch::Tensor& content, const Features& targets, const torch::Tensor& image) {
+  // `cells` (with --per-layer) gets the style term split by layer and pyramid level.
+  LossValues operator()(const torch::Tensor& content, const Features& targets, const torch::Tensor& image,
+                        std::vector<double>* cells = nullptr) {
     torch::NoGradGuard noGrad;
-    const torch::Tensor resized = resizeImage(image, content.size(1), content.size(2));
-    return LossValues::of(loss(resized.unsqueeze(0).to(device), targets));
+    const torch::Tensor resized = resizeImage(image, content.size(1), content.size(2)).unsqueeze(0).to(device);
+    if (cells) {
+      cells->clear();
+      for (const StyleCell& c : loss.styleBreakdown(resized)) cells->push_back(c.value);
+    }
+    return LossValues::of(loss(resized, targets));
+  }
+
+  // "relu1_1@1x,relu2_1@1x,…,relu3_1@4x": each style cell's column, named by layer and downscale factor.
+  std::string cellHeader() const {
+    std::string header;
+    for (int level = 0; level < loss.config().pyramidLevels; ++level)
+      for (const auto& l : loss.config().styleLayers) header += fmt::format(",{}@{}x", l.layer, 1 << level);
+    return header;
   }
 };
 
-std::string lossRow(const std::string& name, const LossValues& t) {
-  return fmt::format("{},{:.6g},{:.6g},{:.6g},{:.6g}\n", name, t.content, t.style, t.tv, t.total);
+std::string lossRow(const std::string& name, const LossValues& t, const std::vector<double>& cells = {}) {
+  std::string row = fmt::format("{},{:.6g},{:.6g},{:.6g},{:.6g}", name, t.content, t.style, t.tv, t.total);
+  for (double c : cells) row += fmt::format(",{:.6g}", c);
+  return row + "\n";
 }
 
 // The perceptual loss of finished images against one content photo and the style, with the same loss
@@ -56,10 +72,14 @@ int evalLoss(const cxxopts::ParseResult& args) {
     throw Error("stylize eval loss: --content, --style and --image are required (see --help)");
   const torch::Tensor content = resizeLongSide(loadImage(args["content"].as<std::string>()), args["size"].as<int>());
   LossYardstick measure(args);
-  std::cout << "image,content,style,tv,total\n";
+  const bool perLayer = args.count("per-layer") > 0;
+  std::cout << "image,content,style,tv,total" << (perLayer ? measure.cellHeader() : "") << "\n";
   const Features targets = measure.targets(content);
-  for (const auto& path : args["image"].as<std::vector<std::string>>())
-    std::cout << lossRow(path, measure(content, targets, loadImage(path)));
+  std::vector<double> cells;
+  for (const auto& path : args["image"].as<std::vector<std::string>>()) {
+    const LossValues t = measure(content, targets, loadImage(path), perLayer ? &cells : nullptr);
+    std::cout << lossRow(path, t, cells);
+  }
   return 0;
 }
 
@@ -86,8 +106,10 @@ int evalVideoLoss(const cxxopts::ParseResult& args, const std::vector<std::strin
       if (item.frame) return item.frame.get();
     return nullptr;
   };
-  std::cout << "frame,content,style,tv,total\n";
+  const bool perLayer = args.count("per-layer") > 0;
+  std::cout << "frame,content,style,tv,total" << (perLayer ? measure.cellHeader() : "") << "\n";
   LossValues sum;
+  std::vector<double> cells, cellSum;
   int64_t measured = 0;
   for (int64_t index = 0; measured < samples; ++index) {
     const AVFrame* a = next(in, inItem);
@@ -96,13 +118,17 @@ int evalVideoLoss(const cxxopts::ParseResult& args, const std::vector<std::strin
     if (!b) break;
     if (index % step != step / 2) continue;  // the middle of each stretch, not the first frame (often a fade)
     const torch::Tensor content = resizeLongSide(framesToTensor({a}, torch::kCPU)[0], size);
-    const LossValues t = measure(content, measure.targets(content), framesToTensor({b}, torch::kCPU)[0]);
-    std::cout << lossRow(std::to_string(index), t);
+    const LossValues t =
+        measure(content, measure.targets(content), framesToTensor({b}, torch::kCPU)[0], perLayer ? &cells : nullptr);
+    std::cout << lossRow(std::to_string(index), t, cells);
     sum += t;
+    cellSum.resize(cells.size());
+    for (size_t i = 0; i < cells.size(); ++i) cellSum[i] += cells[i];
     ++measured;
   }
   if (measured == 0) throw Error(videos[0] + ": no video frames");
-  std::cout << lossRow("mean", sum / double(measured));
+  for (double& c : cellSum) c /= double(measured);
+  std::cout << lossRow("mean", sum / double(measured), cellSum);
   return 0;
 }
 #endif
@@ -149,6 +175,8 @@ int runEval(int argc, char** argv) {
       "Measure finished outputs.\n"
       "  stylize eval loss --content photo.jpg --style starry.jpg --image a.jpg --image b.jpg\n"
       "      perceptual loss (content, style, tv, total) of each image, as CSV\n"
+      "  stylize eval loss --content photo.jpg --style starry.jpg --image a.jpg --per-layer --pyramid 3\n"
+      "      also the style loss per layer and pyramid level: structure (relu3_1@2x, @4x) apart from palette\n"
       "  stylize eval loss input.mp4 stylized.mp4 --style starry.jpg --samples 8\n"
       "      the same for 8 frames spread over a stylized video, and their mean\n"
       "  stylize eval flicker input.mp4 stylized.mp4\n"
@@ -165,6 +193,7 @@ int runEval(int argc, char** argv) {
       ("frames", "flicker: measure at most this many frames (0 = all)", cxxopts::value<int64_t>()->default_value("0"))
       ("exact-motion", "flicker: content motion DX,DY in pixels per frame instead of optical flow", cxxopts::value<std::string>())
       ("keep-cuts", "flicker: count shot changes too (by default a pair the flow cannot connect is left out)")
+      ("per-layer", "loss: also the style term per layer and pyramid level, columns LAYER@Nx (the output downscaled N times; the style column is the mean over levels of each level's sum); the deepest layer at 2x and 4x tracks the painting's structure, relu1_1 mostly its palette")
       ("per-pair", "flicker: one CSV row per frame pair instead of the means (find the pairs that dominate)")
       ("content", "content photo", cxxopts::value<std::string>())
       ("style", "style image (repeatable, file:weight)", cxxopts::value<std::vector<std::string>>())

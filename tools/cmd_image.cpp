@@ -4,6 +4,7 @@
 #include <iostream>
 
 #include "data/error.h"
+#include "data/files.h"
 #include "data/image.h"
 #include "infer/stylizer.h"
 #include "tools/cli.h"
@@ -79,12 +80,23 @@ int runImage(int argc, char** argv) {
 
   const torch::Device device = applyComputeOptions(args);
   Stylizer stylizer(model, device, precisionFromArgs(args));
-  int failures = 0;
+  // Every target is known before anything is written: none may be an input, and no two inputs may share
+  // one (a/p.png and b/p.png both make OUT/p_MODEL.png).
+  std::vector<fs::path> targets, inputPaths(inputs.begin(), inputs.end());
   for (const auto& input : inputs) {
-    const fs::path target =
-        toFolder
-            ? output / (fs::path(input).stem().string() + "_" + stylizer.name() + fs::path(input).extension().string())
-            : output;
+    targets.push_back(toFolder ? output / (fs::path(input).stem().string() + "_" + stylizer.name() +
+                                           fs::path(input).extension().string())
+                               : output);
+    checkNotAnInput(targets.back(), inputPaths);
+    for (size_t i = 0; i + 1 < targets.size(); ++i)
+      if (targets[i].lexically_normal() == targets.back().lexically_normal())
+        throw Error(targets.back().string() + ": both " + inputs[i] + " and " + input +
+                    " would be written there (give them different names)");
+  }
+  int failures = 0;
+  for (size_t index = 0; index < inputs.size(); ++index) {
+    const std::string& input = inputs[index];
+    const fs::path& target = targets[index];
     try {
       torch::Tensor image = loadImage(input);
       const int64_t h = image.size(1), w = image.size(2);

@@ -5,6 +5,7 @@
 
 #include "data/color.h"
 #include "data/error.h"
+#include "data/files.h"
 #include "data/image.h"
 #include "tools/cli.h"
 #include "tools/commands.h"
@@ -113,6 +114,12 @@ int runOptimize(int argc, char** argv) {
   if (!args.count("output")) throw Error("stylize optimize: -o/--output is required (see --help)");
   const fs::path output = args["output"].as<std::string>();
   checkImageOutputPath(output);
+  {
+    std::vector<fs::path> inputs{args["content"].as<std::string>()};
+    for (const auto& spec : args["style"].as<std::vector<std::string>>())
+      inputs.push_back(splitWeight(spec, "--style").first);
+    checkNotAnInput(output, inputs);
+  }
   const int size = args["size"].as<int>();
   if (size < 32 || size > 8192) throw Error("--size must be 32..8192");
   const double styleScale = args["style-scale"].as<double>();

@@ -105,7 +105,7 @@ int runTrain(int argc, char** argv) {
       ("temporal-noise", "noise std added to the moved copy (robustness to sensor/codec noise)", cxxopts::value<double>()->default_value("0.02"))
       ("temporal-jpeg", "JPEG-compress the moved copy at a random quality Q..95, like a codec requantising each frame (0 = off; try 50)", cxxopts::value<int>()->default_value("0"))
       ("temporal-motion", "the moves: affine (sub-pixel shift, zoom, rotation) or shift (whole pixels: exact, keeps fine texture)", cxxopts::value<std::string>()->default_value("shift"))
-      ("init-model", "start from this trained model's weights and architecture (e.g. fine-tune a model with --temporal-weight)", cxxopts::value<std::string>());
+      ("init-model", "start from this trained model's weights and architecture (fine-tuning, e.g. with --temporal-weight; with a larger --blocks the added residual blocks start as the identity)", cxxopts::value<std::string>());
   // clang-format on
   addLossOptions(options);
   addVggOptions(options);
@@ -120,6 +120,13 @@ int runTrain(int argc, char** argv) {
   const fs::path checkpoint =
       args.count("checkpoint") ? fs::path(args["checkpoint"].as<std::string>()) : sibling(output, ".ckpt.safetensors");
   checkWritable(checkpoint);
+  {
+    std::vector<fs::path> inputs{args["style"].as<std::string>()};
+    if (args.count("init-model")) inputs.push_back(args["init-model"].as<std::string>());
+    checkNotAnInput(output, inputs);
+    inputs.push_back(output);
+    checkNotAnInput(checkpoint, inputs);
+  }
 
   const torch::Device device = applyComputeOptions(args);
   ImageFolder photos(args["dataset"].as<std::string>());

@@ -97,10 +97,13 @@ int runVideo(int argc, char** argv) {
   if (args.count("preset")) job.write.preset = args["preset"].as<std::string>();
   if (args.count("pix-fmt")) job.write.pixFmt = args["pix-fmt"].as<std::string>();
   if (job.batch < 1 || job.batch > 256) throw Error("--batch must be 1..256");
-  if (fs::path(job.input) == job.output) throw Error(job.output.string() + ": the output would overwrite the input");
+  checkNotAnInput(job.output, {job.input});
   checkWritable(job.output);
   const fs::path still = args.count("still") ? fs::path(args["still"].as<std::string>()) : fs::path();
-  if (!still.empty()) checkImageOutputPath(still);
+  if (!still.empty()) {
+    checkImageOutputPath(still);
+    checkNotAnInput(still, {job.input, job.output});
+  }
   av::quietLogs();
 
   StopSignal stop;  // from here on Ctrl-C means "stop and keep what is done"

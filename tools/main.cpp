@@ -1,6 +1,7 @@
 // stylize: one binary, one subcommand per job.
 #include <torch/torch.h>
 
+#include <csignal>
 #include <cstring>
 #include <iostream>
 
@@ -46,6 +47,9 @@ int main(int argc, char** argv) {
     return argc < 2 ? 2 : 0;
   }
   const std::string command = argv[1];
+  // A file-size limit (ulimit -f) must be a write error (EFBIG) that removes the temporary output and
+  // says so, not a signal that kills the process and leaves the temporary behind.
+  std::signal(SIGXFSZ, SIG_IGN);
   try {
     if (command == "optimize") return stylize::cli::runOptimize(argc - 1, argv + 1);
     if (command == "train") return stylize::cli::runTrain(argc - 1, argv + 1);

@@ -94,11 +94,7 @@ LossTerms PerceptualLoss::operator()(const torch::Tensor& output, const Features
   terms.style = torch::zeros({}, output.options());
   for (int level = 0; level < config_.pyramidLevels; ++level) {
     if (level > 0) features = vgg_.forward(downscale(output, level), styleTaps_);
-    for (const auto& l : config_.styleLayers) {
-      const torch::Tensor& f = features.at(l.layer);
-      terms.style = terms.style + l.weight * styleLoss(gramMatrix(f, norm), styleGrams_[level].at(l.layer),
-                                                       f.size(2) * f.size(3), norm);
-    }
+    terms.style = terms.style + styleAtLevel(features, level, nullptr);
   }
   terms.style = terms.style / config_.pyramidLevels;
 
@@ -107,6 +103,28 @@ LossTerms PerceptualLoss::operator()(const torch::Tensor& output, const Features
   terms.tv = totalVariationLoss(output) * config_.tvWeight;
   terms.total = terms.content + terms.style + terms.tv;
   return terms;
+}
+
+torch::Tensor PerceptualLoss::styleAtLevel(const Features& features, int level, std::vector<StyleCell>* cells) const {
+  torch::Tensor sum = torch::zeros({}, features.empty() ? torch::TensorOptions() : features.begin()->second.options());
+  for (const auto& l : config_.styleLayers) {
+    const torch::Tensor& f = features.at(l.layer);
+    const torch::Tensor part =
+        l.weight * styleLoss(gramMatrix(f, config_.normalization), styleGrams_[level].at(l.layer),
+                             f.size(2) * f.size(3), config_.normalization);
+    if (cells) cells->push_back({level, l.layer, part.item<double>() * config_.styleWeight});
+    sum = sum + part;
+  }
+  return sum;
+}
+
+std::vector<StyleCell> PerceptualLoss::styleBreakdown(const torch::Tensor& output) const {
+  TORCH_CHECK(hasStyle(), "PerceptualLoss: setStyle() first");
+  torch::NoGradGuard noGrad;
+  std::vector<StyleCell> cells;
+  for (int level = 0; level < config_.pyramidLevels; ++level)
+    styleAtLevel(vgg_.forward(downscale(output, level), styleTaps_), level, &cells);
+  return cells;
 }
 
 }  // namespace stylize

@@ -48,6 +48,16 @@ struct LossValues {
 
 using Features = std::map<std::string, torch::Tensor>;
 
+// One cell of the style term split by pyramid level and layer: styleWeight × the layer's weight × its Gram
+// loss on the output downscaled by 2^level. The style term is the mean over levels of the sum over layers.
+// The deepest layer at the coarser levels tracks the painting's structure (strokes, swirls, crests); the
+// shallow layers mostly its palette.
+struct StyleCell {
+  int level = 0;
+  std::string layer;
+  double value = 0;
+};
+
 class PerceptualLoss {
  public:
   // Throws Error naming the weights file when a configured layer is missing from `vgg`.
@@ -66,7 +76,14 @@ class PerceptualLoss {
   // output [N, 3, H, W] in [0, 1] (any device the VGG is on); targets from contentTargets.
   LossTerms operator()(const torch::Tensor& output, const Features& targets) const;
 
+  // The style term of `output` cell by cell (levels outer, layers in config order), without gradient.
+  std::vector<StyleCell> styleBreakdown(const torch::Tensor& output) const;
+
  private:
+  // Σ over layers of weight × Gram loss at one pyramid level, from that level's features (unweighted by
+  // styleWeight); `cells` gets each layer's part when given.
+  torch::Tensor styleAtLevel(const Features& features, int level, std::vector<StyleCell>* cells) const;
+
   const Vgg19& vgg_;
   LossConfig config_;
   std::vector<std::string> contentTaps_, styleTaps_, allTaps_;

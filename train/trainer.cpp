@@ -116,13 +116,26 @@ double Trainer::elapsedSeconds() const {
 
 void Trainer::initFrom(TransformerNet& trained) {
   torch::NoGradGuard noGrad;
+  if (trained->config().type != net_->config().type || trained->config().width != net_->config().width ||
+      trained->config().blocks > net_->config().blocks)
+    throw Error("--init-model: the model's architecture differs from --architecture/--width/--blocks (" +
+                architectureName(trained->config().type) + " " + std::to_string(trained->config().width) + "/" +
+                std::to_string(trained->config().blocks) + "; only more --blocks can be added)");
   auto source = trained->named_parameters();
   for (auto& p : net_->named_parameters()) {
-    const torch::Tensor* t = source.find(p.key());
-    if (!t || t->sizes() != p.value().sizes())
-      throw Error("--init-model: the model's architecture differs from --architecture/--width/--blocks (\"" + p.key() +
-                  "\")");
-    p.value().copy_(*t);
+    if (const torch::Tensor* t = source.find(p.key())) {
+      TORCH_CHECK(t->sizes() == p.value().sizes(), "initFrom: ", p.key(), " differs in shape");
+      p.value().copy_(*t);
+      continue;
+    }
+    // A residual block the trained model lacks (a deeper --blocks) starts as the identity: the scale and
+    // shift of its last norm are zero, so the grown network computes exactly what the trained one did
+    // (the zero-γ init of Goyal et al. 2017) and training deepens it from there.
+    TORCH_CHECK(p.key().find("residuals.") != std::string::npos, "initFrom: ", p.key(), " missing");
+    auto endsWith = [&](const std::string& tail) {
+      return p.key().size() >= tail.size() && p.key().compare(p.key().size() - tail.size(), tail.size(), tail) == 0;
+    };
+    if (endsWith("in2.weight") || endsWith("in2.bias")) p.value().zero_();
   }
 }
 

@@ -149,6 +149,57 @@ TEST_F(VideoTest, StartAndDurationCutAndShiftToZero) {
   EXPECT_LT(cut.audioTimes.back(), 0.85);
 }
 
+// MPEG-TS (and any file with a start offset) starts at 0 in the output, as `ffmpeg -c copy` does, and
+// --start/--duration count from the file's own start.
+TEST_F(VideoTest, AStartOffsetIsRemovedAndTheWindowCountsFromTheFilesStart) {
+  test::VideoSpec spec;
+  spec.framesMs = test::constantRate(50, 25);
+  for (int64_t& ms : spec.framesMs) ms += 3000;  // the first frame at 3 s
+  test::writeTestVideo(dir_ / "in.ts", spec);
+  const auto source = test::readVideoContents(dir_ / "in.ts");
+  ASSERT_EQ(source.frameTimes.size(), 50u);
+  ASSERT_GT(source.frameTimes.front(), 2.9);
+
+  run(dir_ / "in.ts", dir_ / "all.mp4");
+  const auto all = test::readVideoContents(dir_ / "all.mp4");
+  ASSERT_EQ(all.frameTimes.size(), 50u);
+  EXPECT_NEAR(all.frameTimes.front(), 0, 1e-3);
+  EXPECT_NEAR(all.frameTimes.back(), 1.96, 2e-3);
+  EXPECT_LT(all.duration, 2.1);
+
+  VideoJob window;
+  window.read.duration = 0.4;
+  EXPECT_EQ(run(dir_ / "in.ts", dir_ / "first.mp4", window).frames, 10);
+  window.read.start = 1.0;
+  EXPECT_EQ(run(dir_ / "in.ts", dir_ / "later.mp4", window).frames, 10);
+  EXPECT_NEAR(test::readVideoContents(dir_ / "later.mp4").frameTimes.front(), 0, 1e-3);
+}
+
+// Two MPEG-TS recordings joined byte for byte: the clock restarts half-way, with audio. The run must end
+// (it once deadlocked after the first frame) with one continuous, increasing timeline and all the audio.
+TEST_F(VideoTest, ATimestampJumpBackwardsGivesOneContinuousTimeline) {
+  test::VideoSpec spec;
+  spec.framesMs = test::constantRate(25, 25);
+  spec.audio = true;
+  test::writeTestVideo(dir_ / "part.ts", spec);
+  const std::string part = readFile(dir_ / "part.ts");
+  std::ofstream(dir_ / "joined.ts", std::ios::binary) << part << part;
+  const auto one = test::readVideoContents(dir_ / "part.ts");
+
+  const VideoReport report = run(dir_ / "joined.ts", dir_ / "out.mp4");
+  EXPECT_EQ(report.frames, 50);
+  const auto out = test::readVideoContents(dir_ / "out.mp4");
+  ASSERT_EQ(out.frameTimes.size(), 50u);
+  EXPECT_NEAR(out.frameTimes.front(), 0, 0.03);  // the audio's priming samples start 21 ms before the video
+  for (size_t i = 1; i < out.frameTimes.size(); ++i)
+    EXPECT_NEAR(out.frameTimes[i] - out.frameTimes[i - 1], 0.04, 2e-3) << "frame " << i;
+  EXPECT_EQ(out.audioPackets.size(), 2 * one.audioPackets.size());
+  for (size_t i = 1; i < out.audioTimes.size(); ++i) EXPECT_GT(out.audioTimes[i], out.audioTimes[i - 1]) << i;
+  // Audio stays with its pictures: the second part's sound starts where its first frame does.
+  ASSERT_FALSE(out.audioTimes.empty());
+  EXPECT_NEAR(out.audioTimes[one.audioPackets.size()], out.frameTimes[25], 0.1);
+}
+
 TEST_F(VideoTest, ReadingCanScaleToACameraSize) {
   test::VideoSpec spec;
   spec.framesMs = test::constantRate(3, 25);

@@ -38,6 +38,58 @@ TEST(Cli, UsageAndUnknownCommand) {
   EXPECT_NE(bad.output.find("unknown command \"frobnicate\""), std::string::npos);
 }
 
+TEST(Cli, OutputsNeverOverwriteAnInputAndStrayArgumentsAreErrors) {
+  namespace fs = std::filesystem;
+  test::TempDir dir;
+  torch::manual_seed(1);
+  TransformerNet net(TransformerConfig{8, 1});
+  saveStyleModel(dir / "m.safetensors", net, {});
+  const std::string model = " --model '" + (dir / "m.safetensors").string() + "'";
+  for (const char* sub : {"in", "a", "b"}) fs::create_directories(dir / sub);
+  const fs::path x = dir / "in" / "x.png";
+  saveImage(x, torch::rand({3, 24, 32}));
+  saveImage(dir / "a" / "p.png", torch::rand({3, 24, 32}));
+  saveImage(dir / "b" / "p.png", torch::rand({3, 24, 32}));
+  std::ofstream(dir / "in" / "v.mp4") << "not decoded: refused before it is opened";
+  fs::create_symlink(x, dir / "link.png");
+  const std::string image = readFile(x), video = readFile(dir / "in" / "v.mp4");
+
+  // The input named another way: a different relative spelling, a symlink, a hard link.
+  fs::create_hard_link(dir / "in" / "v.mp4", dir / "hard.mp4");
+  const std::vector<std::pair<std::string, std::string>> clashes{
+      {"image '" + x.string() + "'", (dir / "in" / ".." / "in" / "x.png").string()},
+      {"image '" + x.string() + "'", (dir / "link.png").string()},
+      {"video '" + (dir / "in" / "v.mp4").string() + "'", (dir / "in" / "." / "v.mp4").string()},
+      {"video '" + (dir / "in" / "v.mp4").string() + "'", (dir / "hard.mp4").string()},
+      {"blend '" + (dir / "m.safetensors").string() + "' '" + (dir / "m.safetensors").string() + "'",
+       (dir / "in" / ".." / "m.safetensors").string()},
+  };
+  for (const auto& [command, output] : clashes) {
+    const auto r = runStylize(command + " -o '" + output + "'" + (command[0] == 'b' ? "" : model), dir.path());
+    EXPECT_EQ(r.exitCode, 1) << command << " -o " << output << "\n" << r.output;
+    EXPECT_NE(lastLine(r.output).find("would overwrite the input"), std::string::npos) << r.output;
+  }
+  EXPECT_EQ(readFile(x), image);
+  EXPECT_EQ(readFile(dir / "in" / "v.mp4"), video);
+
+  // Two inputs with one base name would write one output twice: refused before anything is written.
+  const auto twice = runStylize("image '" + (dir / "a" / "p.png").string() + "' '" + (dir / "b" / "p.png").string() +
+                                    "' -o '" + (dir / "out").string() + "'" + model,
+                                dir.path());
+  EXPECT_EQ(twice.exitCode, 1) << twice.output;
+  EXPECT_NE(lastLine(twice.output).find("would be written there"), std::string::npos) << twice.output;
+  EXPECT_FALSE(fs::exists(dir / "out" / "p_m.png"));
+
+  // A word no option takes, e.g. the value of an option whose value is optional, given with a space.
+  const auto stray = runStylize("video in.mp4 --stabilize 0.2 -o o.mp4" + model, dir.path());
+  EXPECT_EQ(stray.exitCode, 1) << stray.output;
+  EXPECT_NE(lastLine(stray.output).find("unexpected argument \"0.2\""), std::string::npos) << stray.output;
+  EXPECT_NE(lastLine(stray.output).find("--option=VALUE"), std::string::npos) << stray.output;
+  const auto extra = runStylize("optimize --content a.jpg --style b.jpg -o c.png leftover", dir.path());
+  EXPECT_EQ(extra.exitCode, 1) << extra.output;
+  EXPECT_NE(lastLine(extra.output).find("unexpected argument \"leftover\""), std::string::npos) << extra.output;
+}
+
 TEST(Cli, OptimizeErrorsAreOneLineAndNameTheProblem) {
   test::TempDir dir;
   saveImage(dir / "c.png", torch::rand({3, 40, 40}));
@@ -317,6 +369,16 @@ TEST(VideoCli, ErrorsNameTheFileAndCtrlCLeavesAValidShorterVideo) {
       "video '" + (dir / "long.mp4").string() + "' -o '" + (dir / "x" / "o.mp4").string() + "'" + model, dir.path());
   EXPECT_EQ(noFolder.exitCode, 1);
   EXPECT_NE(lastLine(noFolder.output).find("does not exist"), std::string::npos) << noFolder.output;
+  for (const char* start : {"100", "1e300"}) {
+    auto late = runStylize(
+        "video '" + (dir / "long.mp4").string() + "' -o '" + (dir / "late.mp4").string() + "' --start " + start + model,
+        dir.path());
+    EXPECT_EQ(late.exitCode, 1) << late.output;
+    EXPECT_TRUE(lastLine(late.output).find("past the end of the video (24.0") != std::string::npos ||
+                lastLine(late.output).find("--start must be 0 to") != std::string::npos)
+        << late.output;
+    EXPECT_FALSE(std::filesystem::exists(dir / "late.mp4"));
+  }
 
   auto noDisplay =
       runStylize("video '" + (dir / "long.mp4").string() + "' -o '" + (dir / "p.mp4").string() + "' --preview" + model,

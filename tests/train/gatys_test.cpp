@@ -73,6 +73,28 @@ TEST(PerceptualLoss, StyleLossOfTheStyleImageItselfIsZero) {
   EXPECT_LT(loss(style.unsqueeze(0), loss.contentTargets(style.unsqueeze(0))).style.item<float>(), 1e-4);
 }
 
+// eval loss --per-layer: the cells add up to the style term (the mean over levels of the sum over layers).
+TEST(PerceptualLoss, StyleBreakdownAddsUpToTheStyleTerm) {
+  STYLIZE_REQUIRE_SHARED(test::sharedVgg());
+  const Vgg19& vgg = sharedLossNetwork();
+  LossConfig config = defaultLossConfig(vgg);
+  config.styleLayers = {{"relu1_1", 0.5}, {"relu2_1", 1.0}, {"relu3_1", 2.0}};
+  PerceptualLoss loss(vgg, config);
+  const torch::Tensor style = stylePainting(), content = contentPhoto();
+  loss.setStyle({style}, {1.0});
+  const torch::Tensor image = content.unsqueeze(0);
+  const std::vector<StyleCell> cells = loss.styleBreakdown(image);
+  ASSERT_EQ(cells.size(), 9u);
+  EXPECT_EQ(cells[0].layer, "relu1_1");
+  EXPECT_EQ(cells[0].level, 0);
+  EXPECT_EQ(cells[8].layer, "relu3_1");
+  EXPECT_EQ(cells[8].level, 2);
+  double sum = 0;
+  for (const StyleCell& c : cells) sum += c.value;
+  const double style_term = loss(image, loss.contentTargets(image)).style.item<double>();
+  EXPECT_NEAR(sum / config.pyramidLevels, style_term, 1e-4 * style_term);
+}
+
 TEST(PerceptualLoss, MissingLayerIsAClearError) {
   STYLIZE_REQUIRE_SHARED(test::sharedVgg());
   LossConfig config = defaultLossConfig(sharedLossNetwork());

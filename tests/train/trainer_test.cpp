@@ -103,5 +103,31 @@ TEST(Trainer, ResumeRejectsAMismatchedCheckpoint) {
   EXPECT_THROW(b.resume(s.dir / "photos/p0.png"), Error);
 }
 
+// A deeper network grown from a trained one (--init-model with more --blocks) computes exactly what the
+// trained one did until training changes it: the added residual blocks start as the identity.
+TEST(Trainer, InitFromAShallowerModelAddsIdentityBlocks) {
+  TinySetup s;
+  for (Architecture type : {Architecture::kJohnson, Architecture::kCompact}) {
+    torch::manual_seed(3);
+    TransformerNet trained(TransformerConfig{8, 2, type});
+    // Trained-looking norms (a fresh net has γ = 1, β = 0 everywhere), so the copy is really checked.
+    for (auto& p : trained->named_parameters()) p.value().data().uniform_(0.5, 1.5);
+    TrainOptions grown = s.options(1);
+    grown.architecture = {8, 4, type};
+    Trainer trainer(*s.loss, grown);
+    trainer.initFrom(trained);
+    torch::NoGradGuard noGrad;
+    trained->eval();
+    trainer.net()->eval();
+    const torch::Tensor x = torch::rand({1, 3, 36, 44});
+    EXPECT_TRUE(torch::allclose(trainer.net()->forward(x), trained->forward(x), 1e-5, 1e-6)) << architectureName(type);
+
+    TrainOptions narrower = s.options(1);
+    narrower.architecture = {8, 1, type};  // fewer blocks, or another width, cannot start from it
+    Trainer shallow(*s.loss, narrower);
+    EXPECT_THROW(shallow.initFrom(trained), Error);
+  }
+}
+
 }  // namespace
 }  // namespace stylize
