@@ -20,6 +20,12 @@ AudioTranscoder::AudioTranscoder(const AVStream& source, AVFormatContext& output
   av::check(avcodec_parameters_to_context(decoder_.get(), source.codecpar), "audio decoder");
   decoder_->pkt_timebase = source.time_base;
   av::check(avcodec_open2(decoder_.get(), decoder, nullptr), "audio decoder");
+  // Matroska and WAV often say only how many channels there are: encoders and the resampler want a layout.
+  if (decoder_->ch_layout.order == AV_CHANNEL_ORDER_UNSPEC) {
+    const int channels = decoder_->ch_layout.nb_channels;
+    av_channel_layout_uninit(&decoder_->ch_layout);
+    av_channel_layout_default(&decoder_->ch_layout, channels);
+  }
 
   encoder_.reset(avcodec_alloc_context3(encoder));
   int rate = decoder_->sample_rate;

@@ -15,6 +15,27 @@ namespace fs = std::filesystem;
 namespace stylize {
 
 namespace {
+// Whether the container takes the stream as it is. Asking the codec tables (avformat_query_codec) is not
+// enough: mp4 lists FLAC, yet its muxer refuses it at avformat_write_header as experimental. So the muxer's
+// own checks run on a scratch context with that one stream (init only: nothing is written).
+bool muxerAccepts(const AVOutputFormat& container, const AVStream& stream) {
+  if (avformat_query_codec(&container, stream.codecpar->codec_id, FF_COMPLIANCE_NORMAL) != 1) return false;
+  AVFormatContext* raw = nullptr;
+  if (avformat_alloc_output_context2(&raw, &container, nullptr, nullptr) < 0 || !raw) return false;
+  av::OutputFormatPtr scratch(raw);
+  AVStream* copy = avformat_new_stream(scratch.get(), nullptr);
+  if (!copy || avcodec_parameters_copy(copy->codecpar, stream.codecpar) < 0) return false;
+  copy->codecpar->codec_tag = 0;
+  copy->time_base = stream.time_base;
+  // Some muxers look at their output while initialising: a memory buffer stands in for the file.
+  if (avio_open_dyn_buf(&scratch->pb) < 0) return false;
+  const bool accepted = avformat_init_output(scratch.get(), nullptr) >= 0;
+  uint8_t* bytes = nullptr;
+  avio_close_dyn_buf(scratch->pb, &bytes);
+  av_free(bytes);
+  scratch->pb = nullptr;
+  return accepted;
+}
 
 const AVCodec* chooseEncoder(const AVOutputFormat& container, const WriteOptions& options, const fs::path& path) {
   std::string name = options.codec;
@@ -127,14 +148,16 @@ VideoEncoder::VideoEncoder(const fs::path& path, const VideoDecoder& source, con
     const AVMediaType type = s->codecpar->codec_type;
     if (int(i) == source.videoStream() || (type != AVMEDIA_TYPE_AUDIO && type != AVMEDIA_TYPE_SUBTITLE)) continue;
     const char* codecName = avcodec_get_name(s->codecpar->codec_id);
-    if (avformat_query_codec(format_->oformat, s->codecpar->codec_id, FF_COMPLIANCE_NORMAL) != 1) {
+    if (!muxerAccepts(*format_->oformat, *s)) {
       if (type == AVMEDIA_TYPE_AUDIO) {
         try {
           auto transcoder = std::make_unique<AudioTranscoder>(*s, *format_);
           transcodedNames_.push_back("stream " + std::to_string(i) + " (" + transcoder->description() + ")");
           transcoders_[int(i)] = std::move(transcoder);
           continue;
-        } catch (const Error&) {  // no suitable encoder in this FFmpeg: left out, said below
+        } catch (const Error& e) {  // no suitable encoder in this FFmpeg: left out, said below with the reason
+          dropped_.push_back("stream " + std::to_string(i) + " (audio " + codecName + ": " + e.what() + ")");
+          continue;
         }
       }
       dropped_.push_back("stream " + std::to_string(i) + " (" + av_get_media_type_string(type) + " " + codecName + ")");

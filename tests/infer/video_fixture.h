@@ -19,8 +19,9 @@ namespace stylize::test {
 
 struct VideoSpec {
   int width = 64, height = 48;
-  std::vector<int64_t> framesMs;  // presentation time of each frame in milliseconds (irregular = VFR)
-  bool audio = false;             // one second of AAC: a 440 Hz tone
+  std::vector<int64_t> framesMs;           // presentation time of each frame in milliseconds (irregular = VFR)
+  bool audio = false;                      // one second of a 440 Hz tone
+  AVCodecID audioCodec = AV_CODEC_ID_AAC;  // or FLAC, PCM_S16LE, ...: any encoder taking mono s16 or float
   bool video = true;
   double rotation = 0;
   bool still = false;     // every frame the same picture
@@ -71,10 +72,10 @@ inline void writeTestVideo(const std::filesystem::path& path, const VideoSpec& s
     if (spec.rotation != 0) av::setStreamRotation(videoStream, spec.rotation);
   }
   if (spec.audio) {
-    const AVCodec* codec = avcodec_find_encoder(AV_CODEC_ID_AAC);
+    const AVCodec* codec = avcodec_find_encoder(spec.audioCodec);
     audio.reset(avcodec_alloc_context3(codec));
     audio->sample_rate = 48000;
-    audio->sample_fmt = AV_SAMPLE_FMT_FLTP;
+    audio->sample_fmt = codec->sample_fmts ? codec->sample_fmts[0] : AV_SAMPLE_FMT_FLTP;
     av_channel_layout_default(&audio->ch_layout, 1);
     audio->time_base = {1, 48000};
     audio->bit_rate = 64000;
@@ -111,7 +112,7 @@ inline void writeTestVideo(const std::filesystem::path& path, const VideoSpec& s
     detail::drainTo(out.get(), video.get(), videoStream, 40);
   }
   if (audio) {
-    const int frameSize = audio->frame_size;
+    const int frameSize = audio->frame_size > 0 ? audio->frame_size : 1024;  // PCM takes any size
     for (int64_t start = 0; start < 48000; start += frameSize) {
       av::FramePtr frame = av::allocFrame();
       frame->nb_samples = frameSize;
@@ -119,8 +120,15 @@ inline void writeTestVideo(const std::filesystem::path& path, const VideoSpec& s
       frame->sample_rate = 48000;
       av_channel_layout_copy(&frame->ch_layout, &audio->ch_layout);
       av::check(av_frame_get_buffer(frame.get(), 0), "test audio");
-      auto* samples = reinterpret_cast<float*>(frame->data[0]);
-      for (int s = 0; s < frameSize; ++s) samples[s] = 0.3f * std::sin(2 * M_PI * 440 * (start + s) / 48000.0);
+      for (int s = 0; s < frameSize; ++s) {
+        const double v = 0.3 * std::sin(2 * M_PI * 440 * (start + s) / 48000.0);
+        if (audio->sample_fmt == AV_SAMPLE_FMT_S16 || audio->sample_fmt == AV_SAMPLE_FMT_S16P)
+          reinterpret_cast<int16_t*>(frame->data[0])[s] = int16_t(std::lround(v * 32767));
+        else if (audio->sample_fmt == AV_SAMPLE_FMT_S32 || audio->sample_fmt == AV_SAMPLE_FMT_S32P)
+          reinterpret_cast<int32_t*>(frame->data[0])[s] = int32_t(std::lround(v * 2147483647.0));
+        else
+          reinterpret_cast<float*>(frame->data[0])[s] = float(v);
+      }
       frame->pts = start;
       av::check(avcodec_send_frame(audio.get(), frame.get()), "test audio");
       detail::drainTo(out.get(), audio.get(), audioStream, frameSize);

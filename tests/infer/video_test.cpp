@@ -80,6 +80,28 @@ TEST_F(VideoTest, AudioTheContainerCannotHoldIsReencodedNotLost) {
   EXPECT_NEAR(out.audioTimes.back(), 1.0, 0.05);  // one second of audio, all of it
 }
 
+// mp4's codec table lists FLAC, but its muxer refuses FLAC as experimental when the file is started: the
+// audio must be re-encoded (AAC), not fail the run; PCM too.
+TEST_F(VideoTest, FlacAndPcmIntoMp4AreReencodedNotFatal) {
+  for (AVCodecID codec : {AV_CODEC_ID_FLAC, AV_CODEC_ID_PCM_S16LE}) {
+    SCOPED_TRACE(avcodec_get_name(codec));
+    test::VideoSpec spec;
+    spec.framesMs = test::constantRate(25, 25);
+    spec.audio = true;
+    spec.audioCodec = codec;
+    test::writeTestVideo(dir_ / "in.mkv", spec);
+    const VideoReport report = run(dir_ / "in.mkv", dir_ / "out.mp4");
+    ASSERT_EQ(report.transcodedStreams.size(), 1u);
+    EXPECT_NE(report.transcodedStreams[0].find("aac"), std::string::npos) << report.transcodedStreams[0];
+    EXPECT_TRUE(report.droppedStreams.empty());
+    const auto out = test::readVideoContents(dir_ / "out.mp4");
+    EXPECT_EQ(out.frameTimes.size(), 25u);
+    ASSERT_GT(out.audioPackets.size(), 10u);
+    EXPECT_NEAR(out.audioTimes.front(), 0, 0.03);
+    EXPECT_NEAR(out.audioTimes.back(), 1.0, 0.05);
+  }
+}
+
 TEST_F(VideoTest, OddSizesEncodeEvenUnlessThePixelFormatKeepsThem) {
   test::VideoSpec spec;
   spec.width = 97;
