@@ -97,7 +97,7 @@ int runTrain(int argc, char** argv) {
       ("blocks", "residual blocks (default: johnson 5, compact 3)", cxxopts::value<int64_t>())
       ("checkpoint", "checkpoint file (default: OUTPUT stem + .ckpt.safetensors)", cxxopts::value<std::string>())
       ("checkpoint-every", "iterations between checkpoints", cxxopts::value<int64_t>()->default_value("1000"))
-      ("resume", "continue from this checkpoint", cxxopts::value<std::string>())
+      ("resume", "continue from this checkpoint exactly (its network; give the other flags as in the first run)", cxxopts::value<std::string>())
       ("log-every", "iterations between CSV log rows, validation grid and loss curve", cxxopts::value<int64_t>()->default_value("100"))
       ("validation", "held-out photos taken from the dataset for the validation grid", cxxopts::value<int>()->default_value("4"))
       ("fp16", "store the model in half precision (half the size)")
@@ -161,6 +161,9 @@ int runTrain(int argc, char** argv) {
   if (args.count("architecture") || !start) {
     opt.architecture = TransformerConfig::defaults(parseArchitecture(args["architecture"].as<std::string>()));
   }
+  // A resumed run is the checkpoint's network unless told otherwise (then resume() checks they agree).
+  if (args.count("resume") && !args.count("architecture"))
+    opt.architecture = Trainer::checkpointArchitecture(args["resume"].as<std::string>());
   if (args.count("width")) opt.architecture.width = args["width"].as<int64_t>();
   if (args.count("blocks")) opt.architecture.blocks = args["blocks"].as<int64_t>();
   opt.batches.batchSize = args["batch-size"].as<int64_t>();

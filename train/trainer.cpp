@@ -155,6 +155,16 @@ void Trainer::saveCheckpoint(const std::filesystem::path& path) {
   writeSafetensors(path, file);
 }
 
+TransformerConfig Trainer::checkpointArchitecture(const std::filesystem::path& checkpoint) {
+  const std::string where = checkpoint.string();
+  const Safetensors file = readSafetensors(checkpoint);
+  const auto meta = file.metadata.find("stylize-checkpoint");
+  if (meta == file.metadata.end()) throw Error(where + ": not a Stylize training checkpoint");
+  const nlohmann::json info = nlohmann::json::parse(meta->second, nullptr, false);
+  if (info.is_discarded() || !info.contains("architecture")) throw Error(where + ": checkpoint metadata is damaged");
+  return architectureFromJson(info["architecture"], where);
+}
+
 void Trainer::resume(const std::filesystem::path& checkpoint) {
   const std::string where = checkpoint.string();
   Safetensors file = readSafetensors(checkpoint);

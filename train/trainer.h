@@ -47,6 +47,9 @@ class Trainer {
   // the architecture or is damaged.
   void resume(const std::filesystem::path& checkpoint);
 
+  // The architecture a checkpoint was trained with, so that --resume needs no --width/--blocks.
+  static TransformerConfig checkpointArchitecture(const std::filesystem::path& checkpoint);
+
   // Trains on `photos` until `iterations`, or until `stop` becomes true (then writes a checkpoint and
   // returns false).
   bool run(const ImageFolder& photos, const std::function<void(const TrainProgress&)>& onIteration,

@@ -268,9 +268,11 @@ TEST_F(TrainCli, InterruptWritesACheckpointAndResumeFinishes) {
   EXPECT_TRUE(std::filesystem::exists(dir / "m.ckpt.safetensors"));
   EXPECT_FALSE(std::filesystem::exists(dir / "m.safetensors"));
 
-  r = runStylize(
-      trainArgs("--iterations " + std::to_string(iteration + 2) + " --resume " + (dir / "m.ckpt.safetensors").string()),
-      dir.path());
+  // The network comes from the checkpoint: --width/--blocks need not be repeated.
+  std::string resume =
+      trainArgs("--iterations " + std::to_string(iteration + 2) + " --resume " + (dir / "m.ckpt.safetensors").string());
+  resume.replace(resume.find(" --width 8 --blocks 1"), 21, "");
+  r = runStylize(resume, dir.path());
   ASSERT_EQ(r.exitCode, 0) << r.output;
   EXPECT_NE(r.output.find("resumed at iteration " + std::to_string(iteration)), std::string::npos) << r.output;
   EXPECT_EQ(loadStyleModel(dir / "m.safetensors").info["iterations"], iteration + 2);
