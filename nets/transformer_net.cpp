@@ -46,7 +46,7 @@ TransformerNetImpl::TransformerNetImpl(TransformerConfig config) : config_(confi
   deconv3 = register_module("deconv3", ConvLayer(w, 3, 9, 1));
 }
 
-torch::Tensor TransformerNetImpl::forward(const torch::Tensor& x) {
+torch::Tensor TransformerNetImpl::forward(const torch::Tensor& x, torch::Tensor* preActivation) {
   TORCH_CHECK(x.dim() == 4 && x.size(1) == 3, "TransformerNet expects [N, 3, H, W], got ", x.sizes());
   const int64_t h = x.size(2), w = x.size(3);
   if (h < kMinSide || w < kMinSide)
@@ -60,9 +60,11 @@ torch::Tensor TransformerNetImpl::forward(const torch::Tensor& x) {
 
   // Johnson's bounded output: (tanh + 1) / 2 keeps the loss network's input in [0, 1] from the first
   // iteration, so a random network does not start with an enormous style loss that drives it to black.
-  y = (torch::tanh(compact ? compact(y) : johnson(y)) + 1) * 0.5;
   using torch::indexing::Slice;
-  return y.index({Slice(), Slice(), Slice(my, my + h), Slice(mx, mx + w)});
+  const torch::Tensor pre =
+      (compact ? compact(y) : johnson(y)).index({Slice(), Slice(), Slice(my, my + h), Slice(mx, mx + w)});
+  if (preActivation) *preActivation = pre;
+  return (torch::tanh(pre) + 1) * 0.5;
 }
 
 torch::Tensor TransformerNetImpl::johnson(torch::Tensor y) {

@@ -41,8 +41,9 @@ class TransformerNetImpl : public torch::nn::Module {
   const TransformerConfig& config() const { return config_; }
 
   // x: [N, 3, H, W] RGB in [0, 1], any H, W ≥ kMinSide. Reflect-pads to a multiple of 4 plus a margin and
-  // crops back, so odd sizes work and borders are clean. Output in (0, 1).
-  torch::Tensor forward(const torch::Tensor& x);
+  // crops back, so odd sizes work and borders are clean. Output in (0, 1). `preActivation`, when given,
+  // receives the input of the final tanh (same size), for the trainer's saturation penalty.
+  torch::Tensor forward(const torch::Tensor& x, torch::Tensor* preActivation = nullptr);
 
  private:
   torch::Tensor johnson(torch::Tensor y);

@@ -104,6 +104,7 @@ int runTrain(int argc, char** argv) {
       ("temporal-weight", "temporal consistency: stylize(move(x)) should equal move(stylize(x)) for random small motions (0 = off; try 20)", cxxopts::value<double>()->default_value("0"))
       ("temporal-noise", "noise std added to the moved copy (robustness to sensor/codec noise)", cxxopts::value<double>()->default_value("0.02"))
       ("temporal-jpeg", "JPEG-compress the moved copy at a random quality Q..95, like a codec requantising each frame (0 = off; try 50)", cxxopts::value<int>()->default_value("0"))
+      ("saturation-weight", "penalty on output pixels pushed into the tanh's flat tails (|pre-activation| > 2.5): without it a patch that saturates once gets no gradient and stays a flat black or white blob (0 = off)", cxxopts::value<double>()->default_value("10"))
       ("temporal-motion", "the moves: affine (sub-pixel shift, zoom, rotation) or shift (whole pixels: exact, keeps fine texture)", cxxopts::value<std::string>()->default_value("shift"))
       ("init-model", "start from this trained model's weights and architecture (fine-tuning, e.g. with --temporal-weight; with a larger --blocks the added residual blocks start as the identity)", cxxopts::value<std::string>());
   // clang-format on
@@ -188,6 +189,8 @@ int runTrain(int argc, char** argv) {
   if (motion != "affine" && motion != "shift")
     throw Error("--temporal-motion must be affine or shift, not '" + motion + "'");
   opt.temporalMotion.wholePixels = motion == "shift";
+  opt.saturationWeight = args["saturation-weight"].as<double>();
+  if (!(opt.saturationWeight >= 0)) throw Error("--saturation-weight must be 0 or more");
   const int64_t logEvery = std::max<int64_t>(1, args["log-every"].as<int64_t>());
 
   const std::string styleBytes = readFile(stylePath);
@@ -211,6 +214,7 @@ int runTrain(int argc, char** argv) {
                            {"temporal_noise", opt.temporalNoise},
                            {"temporal_jpeg", opt.temporalJpeg},
                            {"temporal_motion", motion},
+                           {"saturation_weight", opt.saturationWeight},
                            {"seed", opt.batches.seed}}}};
 
   if (args.count("init-model"))

@@ -88,8 +88,11 @@ bool Trainer::run(const ImageFolder& photos, const std::function<void(const Trai
 
 LossTerms Trainer::step(const torch::Tensor& content) {
   optimizer_->zero_grad();
-  const torch::Tensor output = net_->forward(content);
+  torch::Tensor pre;
+  const torch::Tensor output = net_->forward(content, &pre);
   LossTerms terms = loss_(output, loss_.contentTargets(content));
+  if (options_.saturationWeight > 0)
+    terms.total = terms.total + options_.saturationWeight * torch::relu(pre.abs() - 2.5).pow(2).mean();
   if (options_.temporalWeight > 0) {
     // A second pass on a moved, noisy copy; the loss asks it to match the moved output of the first.
     const int64_t n = content.size(0), h = content.size(2), w = content.size(3);

@@ -29,6 +29,10 @@ struct TrainOptions {
   double temporalNoise = 0.02;       // std of the noise added to the moved copy
   int temporalJpeg = 0;              // lowest JPEG quality the moved copy is compressed at (0 = not compressed)
   MotionRange temporalMotion;        // the random motions of the moved copy
+  // Weight of the penalty on output pixels pushed deep into the tanh's flat tails (|pre-activation| > 2.5,
+  // i.e. within 1.7/255 of black or white): there the gradient vanishes, so a patch that once saturates stays
+  // a flat black or white blob for the rest of training. 0 = off.
+  double saturationWeight = 10;
 };
 
 struct TrainProgress {

@@ -103,6 +103,30 @@ TEST(Trainer, ResumeRejectsAMismatchedCheckpoint) {
   EXPECT_THROW(b.resume(s.dir / "photos/p0.png"), Error);
 }
 
+// A patch pushed deep into the output tanh's tail gets no gradient from the perceptual loss and would stay
+// a flat black blob forever; the saturation penalty brings it back.
+TEST(Trainer, ASaturatedOutputRecoversOnlyWithTheSaturationPenalty) {
+  TinySetup s;
+  auto meanPreActivationAfterTraining = [&](double saturationWeight) {
+    TrainOptions o = s.options(30);
+    o.learningRate = 0.1;
+    o.saturationWeight = saturationWeight;
+    Trainer trainer(*s.loss, o);
+    {
+      torch::NoGradGuard noGrad;
+      trainer.net()->named_parameters()["deconv3.conv.bias"].fill_(-12);  // every pixel saturated black
+    }
+    std::atomic<bool> stop{false};
+    trainer.run(*s.photos, {}, stop);
+    torch::NoGradGuard noGrad;
+    torch::Tensor pre;
+    trainer.net()->forward(torch::rand({1, 3, 32, 32}), &pre);
+    return pre.mean().item<double>();
+  };
+  EXPECT_LT(meanPreActivationAfterTraining(0), -11.5);  // stuck
+  EXPECT_GT(meanPreActivationAfterTraining(10), -9.0);  // climbing back towards the working range
+}
+
 // A deeper network grown from a trained one (--init-model with more --blocks) computes exactly what the
 // trained one did until training changes it: the added residual blocks start as the identity.
 TEST(Trainer, InitFromAShallowerModelAddsIdentityBlocks) {
