@@ -78,6 +78,7 @@ VideoDecoder::VideoDecoder(const std::string& url, const ReadOptions& options) :
   const int64_t containerStart = format_->start_time == AV_NOPTS_VALUE ? 0 : format_->start_time;
   originUs_ = containerStart + static_cast<int64_t>(std::llround(options.start * 1e6));
   clocks_.assign(format_->nb_streams, Clock{});
+  pastEnd_.assign(format_->nb_streams, false);
   double total = format_->duration > 0  ? format_->duration / 1e6
                  : stream->duration > 0 ? stream->duration * av_q2d(stream->time_base)
                                         : 0;
@@ -128,16 +129,30 @@ void VideoDecoder::retime(AVPacket& packet) {
   if (packet.dts != AV_NOPTS_VALUE) packet.dts += offset;
 }
 
+int64_t VideoDecoder::windowEndUs() const {
+  return options_.duration > 0 ? static_cast<int64_t>(std::llround(options_.duration * 1e6)) : INT64_MAX / 2;
+}
+
+bool VideoDecoder::otherStreamsPastEnd() const {
+  for (size_t i = 0; i < pastEnd_.size(); ++i) {
+    const AVStream* s = format_->streams[i];
+    const bool carried =
+        s->codecpar->codec_type == AVMEDIA_TYPE_AUDIO || s->codecpar->codec_type == AVMEDIA_TYPE_SUBTITLE;
+    if (int(i) != stream_ && carried && !(s->disposition & AV_DISPOSITION_ATTACHED_PIC) && !pastEnd_[i]) return false;
+  }
+  return true;
+}
+
 bool VideoDecoder::inWindow(int64_t us) const {
   if (options_.start > 0 && us < 0) return false;  // decoded from the keyframe before --start
-  return !(options_.duration > 0 && us >= static_cast<int64_t>(std::llround(options_.duration * 1e6)));
+  return us < windowEndUs();
 }
 
 bool VideoDecoder::next(Item& item) {
   item.frame.reset();
   item.packet.reset();
   while (!finished_) {
-    const int received = avcodec_receive_frame(codec_.get(), decoded_.get());
+    const int received = videoEnded_ ? AVERROR(EAGAIN) : avcodec_receive_frame(codec_.get(), decoded_.get());
     if (received == 0) {
       int64_t pts = decoded_->best_effort_timestamp;
       if (pts == AV_NOPTS_VALUE) pts = decoded_->pts;
@@ -145,8 +160,10 @@ bool VideoDecoder::next(Item& item) {
       if (!inWindow(us)) {
         av_frame_unref(decoded_.get());
         if (us < 0) continue;
-        finished_ = true;
-        return false;
+        videoEnded_ = true;
+        finished_ = otherStreamsPastEnd();
+        if (finished_) return false;
+        continue;
       }
       item.frame = toRgb(*decoded_);
       item.frame->pts = pts;
@@ -179,14 +196,29 @@ bool VideoDecoder::next(Item& item) {
       continue;
     }
     retime(*packet_);
-    if (packet_->stream_index != stream_) {
-      const int64_t ts = packet_->pts != AV_NOPTS_VALUE ? packet_->pts : packet_->dts;
-      const AVRational tb = format_->streams[packet_->stream_index]->time_base;
-      if (ts == AV_NOPTS_VALUE || inWindow(toMicroseconds(ts, tb))) {
+    const int index = packet_->stream_index;
+    const int64_t ts = packet_->pts != AV_NOPTS_VALUE ? packet_->pts : packet_->dts;
+    const int64_t us = ts == AV_NOPTS_VALUE ? AV_NOPTS_VALUE : toMicroseconds(ts, format_->streams[index]->time_base);
+    if (videoEnded_ && us != AV_NOPTS_VALUE && us > windowEndUs() + kInterleaveSlackUs) {
+      av_packet_unref(packet_.get());  // far past the end in every stream: a silent stream waits no longer
+      finished_ = true;
+      return false;
+    }
+    if (index != stream_) {
+      if (us == AV_NOPTS_VALUE || inWindow(us)) {
         item.packet = av::allocPacket();
         av_packet_move_ref(item.packet.get(), packet_.get());
         return true;
       }
+      av_packet_unref(packet_.get());
+      if (us >= 0 && pastEnd_.size() > size_t(index)) pastEnd_[index] = true;
+      if (videoEnded_ && otherStreamsPastEnd()) {
+        finished_ = true;
+        return false;
+      }
+      continue;
+    }
+    if (videoEnded_) {
       av_packet_unref(packet_.get());
       continue;
     }
@@ -201,7 +233,8 @@ bool VideoDecoder::rewind() {
   if (avformat_seek_file(format_.get(), -1, INT64_MIN, originUs_, originUs_, 0) < 0) return false;
   clocks_.assign(clocks_.size(), Clock{});  // a loop back to the start is not a discontinuity
   avcodec_flush_buffers(codec_.get());
-  flushing_ = finished_ = false;
+  flushing_ = finished_ = videoEnded_ = false;
+  pastEnd_.assign(pastEnd_.size(), false);
   endError_.clear();
   return true;
 }

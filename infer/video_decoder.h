@@ -60,6 +60,11 @@ class VideoDecoder {
   // --start/--duration window (inWindow, in microseconds of that clock).
   void retime(AVPacket& packet);
   bool inWindow(int64_t us) const;
+  int64_t windowEndUs() const;
+  bool otherStreamsPastEnd() const;
+  // How far past --duration's end reading may go for other streams' packets: well beyond FFmpeg muxers'
+  // default interleaving span (10 s); only packets are read, nothing is decoded.
+  static constexpr int64_t kInterleaveSlackUs = 30'000'000;
 
   std::string url_;
   ReadOptions options_;
@@ -80,6 +85,10 @@ class VideoDecoder {
   };
   std::vector<Clock> clocks_;
   bool flushing_ = false, finished_ = false;
+  // Past --duration's end on the video stream, reading goes on for the other streams: a file may store
+  // audio inside the window seconds after the video that ends it. Done when each has passed the end.
+  bool videoEnded_ = false;
+  std::vector<bool> pastEnd_;  // per stream
   int64_t framesDecoded_ = 0, skippedPackets_ = 0;
   std::string endError_;
   // The swscale context is rebuilt when the decoder's output format changes mid-stream.

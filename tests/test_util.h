@@ -80,14 +80,22 @@ inline CommandResult runStylize(const std::string& args, const std::filesystem::
   return result;
 }
 
-// A runStylize() wrapper that sends SIGINT once the command's output matches `pattern` (grep -E, no single
-// quotes), not after a fixed time: start-up alone can take seconds on a loaded machine. The output goes to
-// `scratch` meanwhile and is replayed at the end; the exit status is the command's.
+// A runStylize() wrapper that sends `signal` (INT, KILL, ...) `delay` seconds after the file `watched` first
+// matches `pattern` (grep -E, no single quotes), not after a fixed time: start-up alone can take seconds on
+// a loaded machine. The command's output goes to `scratch` meanwhile and is replayed at the end; the exit
+// status is the command's (128 + the signal's number when it killed it).
+inline std::string signalOnceFileMatches(const std::string& signal, const std::filesystem::path& watched,
+                                         const std::string& pattern, double delay,
+                                         const std::filesystem::path& scratch) {
+  return "sh -c 'out=$1; watched=$2; pattern=$3; delay=$4; signal=$5; shift 5; \"$@\" > \"$out\" 2>&1 & p=$!; "
+         "until grep -qE \"$pattern\" \"$watched\" 2>/dev/null || ! kill -0 $p 2>/dev/null; do sleep 0.05; done; "
+         "sleep $delay; kill -$signal $p 2>/dev/null; wait $p; s=$?; cat \"$out\"; exit $s' sh '" +
+         scratch.string() + "' '" + watched.string() + "' '" + pattern + "' " + std::to_string(delay) + " " + signal;
+}
+
+// SIGINT (Ctrl-C) once the command's own output matches `pattern`.
 inline std::string interruptOnceOutputMatches(const std::string& pattern, const std::filesystem::path& scratch) {
-  return "sh -c 'out=$1; pattern=$2; shift 2; \"$@\" > \"$out\" 2>&1 & p=$!; "
-         "until grep -qE \"$pattern\" \"$out\" 2>/dev/null || ! kill -0 $p 2>/dev/null; do sleep 0.1; done; "
-         "kill -INT $p 2>/dev/null; wait $p; s=$?; cat \"$out\"; exit $s' sh '" +
-         scratch.string() + "' '" + pattern + "'";
+  return signalOnceFileMatches("INT", scratch, pattern, 0, scratch);
 }
 
 }  // namespace stylize::test

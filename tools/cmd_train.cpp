@@ -68,6 +68,19 @@ torch::Tensor lossCurve(const std::vector<std::pair<int64_t, double>>& points) {
   return hwc.permute({2, 0, 1}).flip({0}).to(torch::kFloat32).div(255);  // BGR → RGB
 }
 
+// A run killed after its last checkpoint logged iterations that the resumed run repeats: drop those rows,
+// so the log has each iteration once, as an uninterrupted run's would.
+void keepLogRowsUpTo(const fs::path& csvPath, int64_t iteration) {
+  std::ifstream in(csvPath);
+  if (!in) return;
+  std::string kept;
+  for (std::string line; std::getline(in, line);) {
+    const bool row = !line.empty() && std::isdigit(static_cast<unsigned char>(line[0]));
+    if (!row || std::stoll(line) <= iteration) kept += line + "\n";
+  }
+  writeFileAtomically(csvPath, kept);
+}
+
 }  // namespace
 
 int runTrain(int argc, char** argv) {
@@ -238,6 +251,7 @@ int runTrain(int argc, char** argv) {
             << "\n";
 
   const fs::path csvPath = sibling(output, ".log.csv");
+  if (trainer.iteration() > 0) keepLogRowsUpTo(csvPath, trainer.iteration());
   std::ofstream csv(csvPath, trainer.iteration() > 0 ? std::ios::app : std::ios::trunc);
   if (trainer.iteration() == 0) csv << "iteration,content,style,tv,temporal,total,lr,seconds\n";
   std::vector<std::pair<int64_t, double>> curve;

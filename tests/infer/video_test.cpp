@@ -171,6 +171,24 @@ TEST_F(VideoTest, StartAndDurationCutAndShiftToZero) {
   EXPECT_LT(cut.audioTimes.back(), 0.85);
 }
 
+// The test writer stores every video packet before any audio, so the muxer places the first second of
+// audio after some 14 s of video: the window's audio lies far beyond the video frame that ends it.
+TEST_F(VideoTest, AudioStoredAfterTheWindowsLastFrameIsStillKept) {
+  test::VideoSpec spec;
+  spec.framesMs = test::constantRate(500, 25);
+  spec.audio = true;
+  test::writeTestVideo(dir_ / "in.mp4", spec);
+  VideoJob job;
+  job.read.duration = 0.5;
+  const VideoReport report = run(dir_ / "in.mp4", dir_ / "cut.mp4", job);
+  EXPECT_EQ(report.frames, 13);
+  const auto cut = test::readVideoContents(dir_ / "cut.mp4");
+  ASSERT_FALSE(cut.audioTimes.empty());
+  EXPECT_NEAR(cut.audioTimes.front(), 0, 0.03);
+  EXPECT_GT(cut.audioTimes.back(), 0.4);  // AAC frames are 21 ms: the last one starts near the end
+  EXPECT_LT(cut.audioTimes.back(), 0.5);
+}
+
 // MPEG-TS (and any file with a start offset) starts at 0 in the output, as `ffmpeg -c copy` does, and
 // --start/--duration count from the file's own start.
 TEST_F(VideoTest, AStartOffsetIsRemovedAndTheWindowCountsFromTheFilesStart) {

@@ -3,7 +3,9 @@
 #include <gtest/gtest.h>
 #include <torch/torch.h>
 
+#include <csignal>
 #include <fstream>
+#include <random>
 #include <sstream>
 
 #include "data/files.h"
@@ -278,6 +280,75 @@ TEST_F(TrainCli, InterruptWritesACheckpointAndResumeFinishes) {
   EXPECT_EQ(loadStyleModel(dir / "m.safetensors").info["iterations"], iteration + 2);
 }
 
+// SIGKILL gives no chance to save anything: what survives is whatever was on disk, so every checkpoint
+// must be complete whenever the process dies (checkpoints every iteration put many kills inside a write).
+TEST_F(TrainCli, SigkillAtRandomMomentsLosesAtMostOneIntervalAndResumesToTheSameModel) {
+  namespace fs = std::filesystem;
+  const std::string args = trainArgs("--iterations 14 --log-every 1 --checkpoint-every 2 --threads 1");
+  auto r = runStylize(args, dir.path());
+  ASSERT_EQ(r.exitCode, 0) << r.output;
+  fs::rename(dir / "m.safetensors", dir / "straight.safetensors");
+  fs::rename(dir / "m.log.csv", dir / "straight.log.csv");
+  fs::remove(dir / "m.ckpt.safetensors");
+
+  const auto lastLoggedIteration = [&] {
+    std::ifstream csv(dir / "m.log.csv");
+    int64_t last = 0;
+    for (std::string line; std::getline(csv, line);)
+      if (!line.empty() && std::isdigit(static_cast<unsigned char>(line[0]))) last = std::stoll(line);
+    return last;
+  };
+  const auto checkpointIteration = [&]() -> int64_t {
+    const Safetensors file = readSafetensors(dir / "m.ckpt.safetensors");  // throws if torn
+    return nlohmann::json::parse(file.metadata.at("stylize-checkpoint"))["iteration"].get<int64_t>();
+  };
+  const unsigned seed = std::random_device{}();
+  std::mt19937 random(seed);
+  SCOPED_TRACE("kill schedule seed " + std::to_string(seed));
+  int kills = 0;
+  for (int attempt = 0; attempt < 12 && !fs::exists(dir / "m.safetensors"); ++attempt) {
+    const bool resume = fs::exists(dir / "m.ckpt.safetensors");
+    const int64_t logged = resume ? lastLoggedIteration() : 0;
+    // Kill 0-0.3 s after the log shows an iteration beyond what is already there: mid-step, mid-log,
+    // mid-checkpoint, wherever that lands.
+    const int64_t target = std::min<int64_t>(13, logged + 1 + int64_t(random() % 3));
+    const double delay = double(random() % 300) / 1000;
+    r = runStylize(args + (resume ? " --resume " + (dir / "m.ckpt.safetensors").string() : ""), dir.path(),
+                   target <= logged
+                       ? ""
+                       : test::signalOnceFileMatches("KILL", dir / "m.log.csv", "^" + std::to_string(target) + ",",
+                                                     delay, dir / "train.out"));
+    if (r.exitCode == 0) break;  // finished before the kill landed
+    ASSERT_EQ(r.exitCode, 128 + SIGKILL) << r.output;
+    ++kills;
+    EXPECT_FALSE(fs::exists(dir / "m.safetensors"));
+    if (!fs::exists(dir / "m.ckpt.safetensors")) {
+      EXPECT_LT(lastLoggedIteration(), 3) << "no checkpoint after iteration 2";
+      continue;
+    }
+    const int64_t saved = checkpointIteration(), shown = lastLoggedIteration();
+    EXPECT_GE(saved, shown - 2) << "more than one checkpoint interval lost";  // 2 = --checkpoint-every
+    EXPECT_LE(saved, shown);
+  }
+  ASSERT_GE(kills, 1);
+  ASSERT_TRUE(fs::exists(dir / "m.safetensors")) << r.output;
+
+  // The same weights and the same log rows as the run that was never killed, and no debris.
+  const auto straight = readSafetensors(dir / "straight.safetensors"), killed = readSafetensors(dir / "m.safetensors");
+  ASSERT_EQ(straight.tensors.size(), killed.tensors.size());
+  for (const auto& [name, value] : straight.tensors)
+    EXPECT_TRUE(torch::allclose(killed.tensors.at(name), value, 1e-5, 1e-6)) << name;
+  const auto rows = [](const fs::path& csv) {
+    std::vector<std::string> iterations;
+    std::ifstream in(csv);
+    for (std::string line; std::getline(in, line);) iterations.push_back(line.substr(0, line.find(',')));
+    return iterations;
+  };
+  EXPECT_EQ(rows(dir / "m.log.csv"), rows(dir / "straight.log.csv"));
+  for (const auto& e : fs::directory_iterator(dir.path()))
+    EXPECT_EQ(e.path().string().find(".tmp-"), std::string::npos) << e.path();
+}
+
 TEST_F(TrainCli, OptimizeOptionsCombine) {
   // Coarse-to-fine, style init, a two-style blend, Adam and colour preservation in one run.
   const std::string photo = (dir / "photos/p1.jpg").string(), style = (dir / "style.png").string();
@@ -399,6 +470,44 @@ TEST(VideoCli, ErrorsNameTheFileAndCtrlCLeavesAValidShorterVideo) {
   EXPECT_GT(contents.frameTimes.size(), 0u);
   EXPECT_LT(contents.frameTimes.size(), 600u);
   EXPECT_FALSE(contents.audioPackets.empty());
+}
+
+TEST(VideoCli, SigkillLeavesNoOutputAndTheRerunLeavesNoDebris) {
+  namespace fs = std::filesystem;
+  test::TempDir dir;
+  av::quietLogs();
+  torch::manual_seed(1);
+  TransformerNet net(TransformerConfig{16, 3});
+  saveStyleModel(dir / "m.safetensors", net, {});
+  test::VideoSpec spec;
+  spec.width = 256;
+  spec.height = 192;
+  spec.framesMs = test::constantRate(600, 25);  // about 40 s on one thread: the kill lands mid-run
+  spec.audio = true;
+  test::writeTestVideo(dir / "in.mp4", spec);
+  const std::string command = "video '" + (dir / "in.mp4").string() + "' -o '" + (dir / "out.mp4").string() +
+                              "' --threads 1 --model '" + (dir / "m.safetensors").string() + "'";
+
+  // Killed once a few frames are encoded: the output path must not exist (only the temporary does).
+  auto killed =
+      runStylize(command, dir.path(),
+                 test::signalOnceFileMatches("KILL", dir / "video.out", "([^0-9]|^)([3-9]|[1-9][0-9]+)/600 frames", 0.2,
+                                             dir / "video.out"));
+  ASSERT_EQ(killed.exitCode, 128 + SIGKILL) << killed.output;
+  EXPECT_FALSE(fs::exists(dir / "out.mp4"));
+  int debris = 0;
+  for (const auto& e : fs::directory_iterator(dir.path()))
+    debris += e.path().string().find(".tmp-") != std::string::npos;
+  EXPECT_EQ(debris, 1);
+
+  // The same command again (shortened) succeeds, and the dead run's temporary is gone.
+  auto rerun = runStylize(command + " --duration 0.4", dir.path());
+  ASSERT_EQ(rerun.exitCode, 0) << rerun.output;
+  const auto contents = test::readVideoContents(dir / "out.mp4");
+  EXPECT_EQ(contents.frameTimes.size(), 10u);
+  EXPECT_FALSE(contents.audioPackets.empty());
+  for (const auto& e : fs::directory_iterator(dir.path()))
+    EXPECT_EQ(e.path().string().find(".tmp-"), std::string::npos) << e.path();
 }
 #endif
 
