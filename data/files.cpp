@@ -74,6 +74,8 @@ fs::path temporarySibling(const fs::path& path) {
 void checkWritable(const fs::path& path) {
   fs::path dir = path.parent_path().empty() ? fs::path(".") : path.parent_path();
   std::error_code ec;
+  if (fs::exists(dir, ec) && !fs::is_directory(dir, ec))
+    throw Error(path.string() + ": " + dir.string() + " is a file, not a folder");
   if (!fs::is_directory(dir, ec)) throw Error(path.string() + ": folder " + dir.string() + " does not exist");
   if (fs::is_directory(path, ec)) throw Error(path.string() + ": is a directory, expected a file name");
   if (::access(dir.c_str(), W_OK) != 0) throw Error(path.string() + ": folder " + dir.string() + " is not writable");

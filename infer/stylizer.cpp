@@ -23,8 +23,20 @@ torch::Tensor Stylizer::operator()(const torch::Tensor& images, const StylizeOpt
   c10::InferenceMode inferenceOnly;  // no autograd bookkeeping at all: ~10 % faster than NoGradGuard on CPU
   const bool single = images.dim() == 3;
   const torch::Tensor input = (single ? images.unsqueeze(0) : images).to(device_, torch::kFloat32);
-  torch::Tensor out = net_->forward(input.to(precision_ == Precision::kFloat16 ? torch::kFloat16 : torch::kFloat32))
+  // The network needs kMinSide pixels on each side (its reflection padding); smaller pictures (thumbnails,
+  // icons, a 4x2 test clip) are enlarged by a whole factor for it and the result is averaged back down.
+  const int64_t h = input.size(2), w = input.size(3), minSide = TransformerNetImpl::kMinSide;
+  const int64_t factor = std::min(h, w) < minSide ? (minSide + std::min(h, w) - 1) / std::min(h, w) : 1;
+  namespace F = torch::nn::functional;
+  const torch::Tensor netInput =
+      factor == 1
+          ? input
+          : F::interpolate(
+                input,
+                F::InterpolateFuncOptions().size(std::vector<int64_t>{h * factor, w * factor}).mode(torch::kNearest));
+  torch::Tensor out = net_->forward(netInput.to(precision_ == Precision::kFloat16 ? torch::kFloat16 : torch::kFloat32))
                           .to(torch::kFloat32);
+  if (factor > 1) out = F::avg_pool2d(out, F::AvgPool2dFuncOptions(factor));
   out = out.clamp(0, 1);
   if (options.preserveColors) out = transferLuminance(out, input);
   if (options.strength < 1) out = input + (out - input) * options.strength;

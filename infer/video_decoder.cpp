@@ -93,12 +93,36 @@ VideoDecoder::VideoDecoder(const std::string& url, const ReadOptions& options) :
                      ? stream->nb_frames
                      : static_cast<int64_t>(std::llround(total * fps));
 
-  if (options.start > 0) {
-    const int r = avformat_seek_file(format_.get(), -1, INT64_MIN, originUs_, originUs_, 0);
-    if (r < 0) throw Error(url + ": cannot seek to --start " + std::to_string(options.start) + " s");
-  }
   decoded_ = av::allocFrame();
   packet_ = av::allocPacket();
+  if (options.start > 0) seekToKeyframeBefore(containerStart);
+}
+
+// Formats without an index (MPEG-TS, MPEG-PS) seek by byte position and can land inside a group of
+// pictures, after its keyframe: the frames up to the next keyframe cannot be decoded and the window would
+// start late. So the first video keyframe read after a seek must lie at or before the target; if not, the
+// seek steps back 1, 2, 4, ... s until it does or reaches the file's start.
+void VideoDecoder::seekToKeyframeBefore(int64_t fileStartUs) {
+  const AVStream* stream = format_->streams[stream_];
+  for (int64_t back = 0;; back = back == 0 ? 1'000'000 : 2 * back) {
+    const int64_t at = std::max(originUs_ - back, fileStartUs);
+    if (avformat_seek_file(format_.get(), -1, INT64_MIN, at, at, 0) < 0)
+      throw Error(url_ + ": cannot seek to --start " + std::to_string(options_.start) + " s");
+    if (at == fileStartUs) return;
+    int64_t keyUs = AV_NOPTS_VALUE;
+    for (int packets = 0; keyUs == AV_NOPTS_VALUE && packets < 100000; ++packets) {
+      if (av_read_frame(format_.get(), packet_.get()) < 0) break;
+      const int64_t ts = packet_->pts != AV_NOPTS_VALUE ? packet_->pts : packet_->dts;
+      if (packet_->stream_index == stream_ && (packet_->flags & AV_PKT_FLAG_KEY) && ts != AV_NOPTS_VALUE)
+        keyUs = av_rescale_q(ts, stream->time_base, AV_TIME_BASE_Q);
+      av_packet_unref(packet_.get());
+    }
+    if (keyUs != AV_NOPTS_VALUE && keyUs <= originUs_) {
+      if (avformat_seek_file(format_.get(), -1, INT64_MIN, at, at, 0) < 0)
+        throw Error(url_ + ": cannot seek to --start " + std::to_string(options_.start) + " s");
+      return;
+    }
+  }
 }
 
 void VideoDecoder::retime(AVPacket& packet) {

@@ -60,6 +60,7 @@ class VideoDecoder {
   // --start/--duration window (inWindow, in microseconds of that clock).
   void retime(AVPacket& packet);
   bool inWindow(int64_t us) const;
+  void seekToKeyframeBefore(int64_t fileStartUs);
   int64_t windowEndUs() const;
   bool otherStreamsPastEnd() const;
   // How far past --duration's end reading may go for other streams' packets: well beyond FFmpeg muxers'

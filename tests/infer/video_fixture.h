@@ -19,8 +19,10 @@ namespace stylize::test {
 
 struct VideoSpec {
   int width = 64, height = 48;
-  std::vector<int64_t> framesMs;           // presentation time of each frame in milliseconds (irregular = VFR)
-  bool audio = false;                      // one second of a 440 Hz tone
+  std::vector<int64_t> framesMs;  // presentation time of each frame in milliseconds (irregular = VFR)
+  bool audio = false;             // a 440 Hz tone, audioSeconds long from audioStartMs
+  double audioSeconds = 1;
+  int64_t audioStartMs = 0;
   AVCodecID audioCodec = AV_CODEC_ID_AAC;  // or FLAC, PCM_S16LE, ...: any encoder taking mono s16 or float
   bool video = true;
   double rotation = 0;
@@ -28,6 +30,9 @@ struct VideoSpec {
   int cutAt = -1;         // from this frame on, a different picture (a shot change)
   int motionX = 0;        // else: a texture that moves this many pixels right per frame (exact flow)
   bool lossless = false;  // FFV1 (in .mkv) instead of MPEG-4: decoded frames are exactly what was written
+  AVCodecID videoCodec = AV_CODEC_ID_NONE;         // else MPEG-4 (FFV1 when lossless)
+  AVPixelFormat pixelFormat = AV_PIX_FMT_YUV420P;  // the pattern is drawn in 4:2:0 and converted by swscale
+  AVCodecID subtitleCodec = AV_CODEC_ID_NONE;      // SUBRIP or MOV_TEXT: three cues at 0, 0.4 and 0.8 s
 };
 
 inline std::vector<int64_t> constantRate(int frames, double fps) {
@@ -56,13 +61,23 @@ inline void writeTestVideo(const std::filesystem::path& path, const VideoSpec& s
   av::OutputFormatPtr out(raw);
   av::CodecContextPtr video, audio;
   AVStream *videoStream = nullptr, *audioStream = nullptr;
+  const AVCodecID videoCodec = spec.videoCodec != AV_CODEC_ID_NONE ? spec.videoCodec
+                               : spec.lossless                     ? AV_CODEC_ID_FFV1
+                                                                   : AV_CODEC_ID_MPEG4;
+  // MPEG-1/2 allow only standard frame rates and AVI has a constant one; GIF counts in 1/100 s.
+  const AVRational videoTimeBase =
+      videoCodec == AV_CODEC_ID_MPEG2VIDEO || videoCodec == AV_CODEC_ID_MPEG1VIDEO || path.extension() == ".avi"
+          ? AVRational{1, 25}
+      : videoCodec == AV_CODEC_ID_GIF ? AVRational{1, 100}
+                                      : AVRational{1, 1000};
   if (spec.video) {
-    const AVCodec* codec = avcodec_find_encoder(spec.lossless ? AV_CODEC_ID_FFV1 : AV_CODEC_ID_MPEG4);
+    const AVCodec* codec = avcodec_find_encoder(videoCodec);
     video.reset(avcodec_alloc_context3(codec));
     video->width = spec.width;
     video->height = spec.height;
-    video->pix_fmt = AV_PIX_FMT_YUV420P;
-    video->time_base = {1, 1000};
+    video->pix_fmt = spec.pixelFormat;
+    video->time_base = videoTimeBase;
+    if (videoTimeBase.num == 1 && videoTimeBase.den == 25) video->framerate = {25, 1};
     video->qmin = video->qmax = 2;  // near-lossless, so content checks are meaningful
     if (out->oformat->flags & AVFMT_GLOBALHEADER) video->flags |= AV_CODEC_FLAG_GLOBAL_HEADER;
     av::check(avcodec_open2(video.get(), codec, nullptr), "test video encoder");
@@ -85,8 +100,33 @@ inline void writeTestVideo(const std::filesystem::path& path, const VideoSpec& s
     av::check(avcodec_parameters_from_context(audioStream->codecpar, audio.get()), "test audio");
     audioStream->time_base = audio->time_base;
   }
+  AVStream* subtitleStream = nullptr;
+  if (spec.subtitleCodec != AV_CODEC_ID_NONE) {
+    subtitleStream = avformat_new_stream(out.get(), nullptr);
+    subtitleStream->codecpar->codec_type = AVMEDIA_TYPE_SUBTITLE;
+    subtitleStream->codecpar->codec_id = spec.subtitleCodec;
+    subtitleStream->time_base = {1, 1000};
+  }
   av::check(avio_open(&out->pb, path.c_str(), AVIO_FLAG_WRITE), path.string());
   av::check(avformat_write_header(out.get(), nullptr), path.string());
+  if (subtitleStream) {
+    for (int cue = 0; cue < 3; ++cue) {
+      std::string text = "cue " + std::to_string(cue);
+      if (spec.subtitleCodec == AV_CODEC_ID_MOV_TEXT)  // 3GPP timed text: a 16-bit length, then the text
+        text = std::string{char(0), char(text.size())} + text;
+      av::PacketPtr packet = av::allocPacket();
+      av::check(av_new_packet(packet.get(), int(text.size())), "test subtitle");
+      std::copy(text.begin(), text.end(), packet->data);
+      packet->pts = packet->dts = av_rescale_q(cue * 400, {1, 1000}, subtitleStream->time_base);
+      packet->duration = av_rescale_q(300, {1, 1000}, subtitleStream->time_base);
+      packet->stream_index = subtitleStream->index;
+      av::check(av_interleaved_write_frame(out.get(), packet.get()), "test subtitle");
+    }
+  }
+  av::SwsPtr convert;
+  if (video && spec.pixelFormat != AV_PIX_FMT_YUV420P)
+    convert.reset(sws_getContext(spec.width, spec.height, AV_PIX_FMT_YUV420P, spec.width, spec.height, spec.pixelFormat,
+                                 SWS_POINT, nullptr, nullptr, nullptr));
   if (video) {
     for (size_t i = 0; i < spec.framesMs.size(); ++i) {
       av::FramePtr frame = av::allocFrame(AV_PIX_FMT_YUV420P, spec.width, spec.height);
@@ -104,16 +144,22 @@ inline void writeTestVideo(const std::filesystem::path& path, const VideoSpec& s
             frame->data[p][y * frame->linesize[p] + x] = uint8_t(spec.motionX ? 128
                                                                  : p == 1     ? 90 + x * 2
                                                                               : 170 - y * 2);
-      frame->pts = spec.framesMs[i];
+      if (convert) {
+        av::FramePtr converted = av::allocFrame(spec.pixelFormat, spec.width, spec.height);
+        sws_scale(convert.get(), frame->data, frame->linesize, 0, spec.height, converted->data, converted->linesize);
+        frame = std::move(converted);
+      }
+      frame->pts = av_rescale_q(spec.framesMs[i], {1, 1000}, videoTimeBase);
       av::check(avcodec_send_frame(video.get(), frame.get()), "test video");
-      detail::drainTo(out.get(), video.get(), videoStream, 40);
+      detail::drainTo(out.get(), video.get(), videoStream, av_rescale_q(40, {1, 1000}, videoTimeBase));
     }
     avcodec_send_frame(video.get(), nullptr);
-    detail::drainTo(out.get(), video.get(), videoStream, 40);
+    detail::drainTo(out.get(), video.get(), videoStream, av_rescale_q(40, {1, 1000}, videoTimeBase));
   }
   if (audio) {
     const int frameSize = audio->frame_size > 0 ? audio->frame_size : 1024;  // PCM takes any size
-    for (int64_t start = 0; start < 48000; start += frameSize) {
+    const int64_t samples = std::llround(spec.audioSeconds * 48000), first = spec.audioStartMs * 48;
+    for (int64_t start = 0; start < samples; start += frameSize) {
       av::FramePtr frame = av::allocFrame();
       frame->nb_samples = frameSize;
       frame->format = audio->sample_fmt;
@@ -129,7 +175,7 @@ inline void writeTestVideo(const std::filesystem::path& path, const VideoSpec& s
         else
           reinterpret_cast<float*>(frame->data[0])[s] = float(v);
       }
-      frame->pts = start;
+      frame->pts = first + start;
       av::check(avcodec_send_frame(audio.get(), frame.get()), "test audio");
       detail::drainTo(out.get(), audio.get(), audioStream, frameSize);
     }
@@ -147,6 +193,8 @@ struct VideoContents {
   std::vector<std::string> audioPackets;
   std::vector<double> audioTimes;
   double duration = 0;
+  std::string videoCodec, pixelFormat, audioCodec, subtitleCodec;  // FFmpeg's names; empty when absent
+  int subtitlePackets = 0;                                         // cues with text
 };
 
 inline VideoContents readVideoContents(const std::filesystem::path& path) {
@@ -166,6 +214,14 @@ inline VideoContents readVideoContents(const std::filesystem::path& path) {
   c.height = codec->height;
   c.rotation = av::streamRotation(in->streams[v]);
   c.duration = in->duration / 1e6;
+  c.videoCodec = avcodec_get_name(codec->codec_id);
+  c.pixelFormat = av_get_pix_fmt_name(codec->pix_fmt) ? av_get_pix_fmt_name(codec->pix_fmt) : "";
+  for (unsigned i = 0; i < in->nb_streams; ++i) {
+    const AVCodecParameters* par = in->streams[i]->codecpar;
+    if (par->codec_type == AVMEDIA_TYPE_AUDIO && c.audioCodec.empty()) c.audioCodec = avcodec_get_name(par->codec_id);
+    if (par->codec_type == AVMEDIA_TYPE_SUBTITLE && c.subtitleCodec.empty())
+      c.subtitleCodec = avcodec_get_name(par->codec_id);
+  }
   av::PacketPtr packet = av::allocPacket();
   av::FramePtr frame = av::allocFrame();
   auto receive = [&] {
@@ -182,6 +238,9 @@ inline VideoContents readVideoContents(const std::filesystem::path& path) {
     } else if (s->codecpar->codec_type == AVMEDIA_TYPE_AUDIO) {
       c.audioPackets.emplace_back(reinterpret_cast<const char*>(packet->data), packet->size);
       c.audioTimes.push_back(packet->pts * av_q2d(s->time_base));
+    } else if (s->codecpar->codec_type == AVMEDIA_TYPE_SUBTITLE) {
+      // Cues with text: MP4 fills the gaps between cues with empty samples (a zero 16-bit length).
+      c.subtitlePackets += packet->size > (s->codecpar->codec_id == AV_CODEC_ID_MOV_TEXT ? 2 : 0);
     }
     av_packet_unref(packet.get());
   }
