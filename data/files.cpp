@@ -58,9 +58,25 @@ bool sameFile(const fs::path& a, const fs::path& b) {
 }
 
 void checkNotAnInput(const fs::path& output, const std::vector<fs::path>& inputs) {
-  for (const fs::path& input : inputs)
-    if (output == input || sameFile(output, input))
-      throw Error(output.string() + ": the output would overwrite the input " + input.string());
+  InputFiles(inputs).checkNotAnInput(output);
+}
+
+InputFiles::InputFiles(const std::vector<fs::path>& inputs) {
+  for (const fs::path& input : inputs) {
+    byName_.emplace(input, input);
+    struct stat st {};
+    if (::stat(input.c_str(), &st) == 0) byIdentity_.emplace(std::make_pair(uint64_t(st.st_dev), uint64_t(st.st_ino)), input);
+  }
+}
+
+void InputFiles::checkNotAnInput(const fs::path& output) const {
+  auto input = byName_.find(output);
+  struct stat st {};
+  if (input == byName_.end() && ::stat(output.c_str(), &st) == 0) {
+    const auto same = byIdentity_.find({uint64_t(st.st_dev), uint64_t(st.st_ino)});
+    if (same != byIdentity_.end()) input = byName_.find(same->second);
+  }
+  if (input != byName_.end()) throw Error(output.string() + ": the output would overwrite the input " + input->second.string());
 }
 
 fs::path temporarySibling(const fs::path& path) {

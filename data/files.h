@@ -1,7 +1,9 @@
 // Whole-file I/O that never leaves a half-written output behind.
 #pragma once
 
+#include <cstdint>
 #include <filesystem>
+#include <map>
 #include <string>
 #include <vector>
 
@@ -28,6 +30,18 @@ bool sameFile(const std::filesystem::path& a, const std::filesystem::path& b);
 
 // Throws Error("OUT: the output would overwrite the input IN") when `output` is one of `inputs`.
 void checkNotAnInput(const std::filesystem::path& output, const std::vector<std::filesystem::path>& inputs);
+
+// The same check for many outputs against many inputs (`stylize image` on a folder of thousands): each
+// input is looked up once, so N outputs cost N stat calls, not N².
+class InputFiles {
+ public:
+  explicit InputFiles(const std::vector<std::filesystem::path>& inputs);
+  void checkNotAnInput(const std::filesystem::path& output) const;
+
+ private:
+  std::map<std::pair<uint64_t, uint64_t>, std::filesystem::path> byIdentity_;  // (device, inode)
+  std::map<std::filesystem::path, std::filesystem::path> byName_;
+};
 
 // A 64-bit FNV-1a digest as 16 hex digits: identifies file contents for caches and model metadata.
 std::string fingerprint(const std::string& bytes);

@@ -82,16 +82,19 @@ int runImage(int argc, char** argv) {
   Stylizer stylizer(model, device, precisionFromArgs(args));
   // Every target is known before anything is written: none may be an input, and no two inputs may share
   // one (a/p.png and b/p.png both make OUT/p_MODEL.png).
-  std::vector<fs::path> targets, inputPaths(inputs.begin(), inputs.end());
-  for (const auto& input : inputs) {
+  std::vector<fs::path> targets;
+  const InputFiles inputFiles(std::vector<fs::path>(inputs.begin(), inputs.end()));
+  std::map<fs::path, size_t> targetOf;  // normalised target → the input writing it
+  for (size_t index = 0; index < inputs.size(); ++index) {
+    const std::string& input = inputs[index];
     targets.push_back(toFolder ? output / (fs::path(input).stem().string() + "_" + stylizer.name() +
                                            fs::path(input).extension().string())
                                : output);
-    checkNotAnInput(targets.back(), inputPaths);
-    for (size_t i = 0; i + 1 < targets.size(); ++i)
-      if (targets[i].lexically_normal() == targets.back().lexically_normal())
-        throw Error(targets.back().string() + ": both " + inputs[i] + " and " + input +
-                    " would be written there (give them different names)");
+    inputFiles.checkNotAnInput(targets.back());
+    const auto [clash, added] = targetOf.emplace(targets.back().lexically_normal(), index);
+    if (!added)
+      throw Error(targets.back().string() + ": both " + inputs[clash->second] + " and " + input +
+                  " would be written there (give them different names)");
   }
   int failures = 0;
   for (size_t index = 0; index < inputs.size(); ++index) {
