@@ -1,5 +1,7 @@
 #include "infer/ffmpeg.h"
 
+#include <torch/torch.h>
+
 #include <cmath>
 #include <cstring>
 
@@ -106,6 +108,61 @@ int swsColorspace(AVColorSpace space, int height) {
     default:
       return height >= 720 ? SWS_CS_ITU709 : SWS_CS_ITU601;
   }
+}
+
+std::optional<YuvPlanes> framePlanes(const AVFrame& frame) {
+  const auto format = static_cast<AVPixelFormat>(frame.format);
+  const int64_t h = frame.height, w = frame.width, ch = (h + 1) / 2, cw = (w + 1) / 2;
+  const auto plane = [&](int p, int64_t rows, int64_t cols, int bytes, int64_t channels) {
+    const auto type = bytes == 1 ? torch::kUInt8 : torch::kInt16;
+    std::vector<int64_t> sizes{rows, cols}, strides{frame.linesize[p] / bytes, channels};
+    if (channels == 2) sizes.push_back(2), strides.push_back(1);
+    return torch::from_blob(frame.data[p], sizes, strides, type);
+  };
+  switch (format) {
+    case AV_PIX_FMT_YUV420P:
+    case AV_PIX_FMT_YUVJ420P:
+      return YuvPlanes{plane(0, h, w, 1, 1), plane(1, ch, cw, 1, 1), plane(2, ch, cw, 1, 1), {}};
+    case AV_PIX_FMT_NV12:
+      return YuvPlanes{plane(0, h, w, 1, 1), {}, {}, plane(1, ch, cw, 1, 2)};
+    case AV_PIX_FMT_YUV420P10LE:
+      return YuvPlanes{plane(0, h, w, 2, 1), plane(1, ch, cw, 2, 1), plane(2, ch, cw, 2, 1), {}};
+    case AV_PIX_FMT_P010LE: {
+      // 10 bits in the top of each 16-bit word: as int16 they may read negative, so shift logically.
+      const auto top = [](const torch::Tensor& t) {
+        return t.to(torch::kInt32).bitwise_and(0xFFFF).div(64, "floor").to(torch::kInt16);
+      };
+      return YuvPlanes{top(plane(0, h, w, 2, 1)), {}, {}, top(plane(1, ch, cw, 2, 2))};
+    }
+    default:
+      return std::nullopt;
+  }
+}
+
+YuvFormat frameYuvFormat(const AVFrame& frame) {
+  const auto format = static_cast<AVPixelFormat>(frame.format);
+  YuvFormat yuv;
+  const int space = swsColorspace(frame.colorspace, frame.height);
+  yuv.matrix = space == SWS_CS_BT2020   ? YuvFormat::Matrix::kBt2020
+               : space == SWS_CS_ITU709 ? YuvFormat::Matrix::kBt709
+                                        : YuvFormat::Matrix::kBt601;
+  yuv.fullRange = frame.color_range == AVCOL_RANGE_JPEG || format == AV_PIX_FMT_YUVJ420P;
+  yuv.bits = format == AV_PIX_FMT_YUV420P10LE || format == AV_PIX_FMT_P010LE ? 10 : 8;
+  return yuv;
+}
+
+FramePtr planesToFrame(const YuvPlanes& planes, int bits) {
+  const int height = int(planes.y.size(0)), width = int(planes.y.size(1)), bytes = bits > 8 ? 2 : 1;
+  FramePtr frame = allocFrame(bits > 8 ? AV_PIX_FMT_YUV420P10LE : AV_PIX_FMT_YUV420P, width, height);
+  const torch::Tensor* sources[] = {&planes.y, &planes.u, &planes.v};
+  for (int p = 0; p < 3; ++p) {
+    const torch::Tensor t = sources[p]->to(torch::kCPU).contiguous();
+    const int64_t rows = t.size(0), rowBytes = t.size(1) * bytes;
+    const auto* src = static_cast<const uint8_t*>(t.data_ptr());
+    for (int64_t row = 0; row < rows; ++row)
+      std::memcpy(frame->data[p] + row * frame->linesize[p], src + row * rowBytes, rowBytes);
+  }
+  return frame;
 }
 
 }  // namespace stylize::av

@@ -189,9 +189,16 @@ bool VideoDecoder::next(Item& item) {
         if (finished_) return false;
         continue;
       }
-      item.frame = toRgb(*decoded_);
+      const int64_t duration = av::frameDuration(*decoded_);
+      const bool scaling = decoded_->width != info_.width || decoded_->height != info_.height;
+      if (options_.keepYuv && !scaling && av::framePlanes(*decoded_)) {
+        item.frame = av::allocFrame();
+        av_frame_move_ref(item.frame.get(), decoded_.get());
+      } else {
+        item.frame = toRgb(*decoded_);
+      }
       item.frame->pts = pts;
-      av::setFrameDuration(*item.frame, av::frameDuration(*decoded_));
+      av::setFrameDuration(*item.frame, duration);
       av_frame_unref(decoded_.get());
       ++framesDecoded_;
       return true;

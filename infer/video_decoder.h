@@ -28,6 +28,9 @@ struct ReadOptions {
   double duration = 0;        // seconds, 0 = to the end
   bool lowDelay = false;      // live: no frame-threading latency
   int width = 0, height = 0;  // deliver frames scaled to this size (0 = as decoded), e.g. a camera's 640x480
+  // Deliver 4:2:0 frames as decoded (YUV420P, NV12, 10-bit; see av::framePlanes) for a conversion on the
+  // model's device; other formats, and scaled reading, still come as RGB24.
+  bool keepYuv = false;
 };
 
 class VideoDecoder {

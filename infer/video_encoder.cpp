@@ -212,10 +212,28 @@ VideoEncoder::~VideoEncoder() {
   fs::remove(temporary_, ec);
 }
 
+std::optional<YuvFormat> VideoEncoder::yuvFormat() const {
+  const AVPixelFormat format = codec_->pix_fmt;
+  if (format != AV_PIX_FMT_YUV420P && format != AV_PIX_FMT_YUV420P10LE) return std::nullopt;
+  AVFrame tags{};  // the matrix and range this encoder was set up with, read as a frame's would be
+  tags.format = format;
+  tags.height = codec_->height;
+  tags.colorspace = codec_->colorspace;
+  tags.color_range = AVCOL_RANGE_MPEG;  // swscale above writes limited range
+  return av::frameYuvFormat(tags);
+}
+
 void VideoEncoder::write(const AVFrame& rgb) {
   av::check(av_frame_make_writable(converted_.get()), "encoder frame");
-  // Reading only the top-left width()×height() of the RGB frame is what drops an odd last row/column.
-  sws_scale(sws_.get(), rgb.data, rgb.linesize, 0, codec_->height, converted_->data, converted_->linesize);
+  if (rgb.format == codec_->pix_fmt) {
+    if (rgb.width != codec_->width || rgb.height != codec_->height)
+      throw Error(path_.string() + ": a frame of the encoder's format must be " + std::to_string(codec_->width) + "x" +
+                  std::to_string(codec_->height));
+    av::check(av_frame_copy(converted_.get(), &rgb), "encoder frame");
+  } else {
+    // Reading only the top-left width()×height() of the RGB frame is what drops an odd last row/column.
+    sws_scale(sws_.get(), rgb.data, rgb.linesize, 0, codec_->height, converted_->data, converted_->linesize);
+  }
   int64_t pts = rgb.pts == AV_NOPTS_VALUE ? (lastPts_ == AV_NOPTS_VALUE ? 0 : lastPts_ + frameTicks_) : rgb.pts;
   if (lastPts_ != AV_NOPTS_VALUE && pts <= lastPts_) pts = lastPts_ + 1;  // encoders need strictly increasing pts
   lastPts_ = pts;

@@ -6,6 +6,7 @@
 #include <filesystem>
 #include <map>
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -31,7 +32,11 @@ class VideoEncoder {
 
   // An RGB24 frame at the source size with pts in the source's video time base. Odd sizes lose the last
   // row/column when the pixel format subsamples chroma (width() and height() say what is encoded).
+  // Or a frame already in the encoder's pixel format at width()×height() (see yuvFormat()).
   void write(const AVFrame& rgb);
+  // The YUV the encoder takes, when it is 8- or 10-bit 4:2:0: a frame made with av::planesToFrame from
+  // rgbToYuv(image, *yuvFormat()) goes in without swscale. std::nullopt for other pixel formats.
+  std::optional<YuvFormat> yuvFormat() const;
   // A packet the decoder returned; streams that are not copied are ignored.
   void copy(AVPacket& packet);
   // Flushes the encoder, writes the trailer and renames the file into place.

@@ -10,6 +10,7 @@
 #include "data/error.h"
 #include "infer/bounded_queue.h"
 #include "infer/stabilizer.h"
+#include "infer/yuv.h"
 
 namespace stylize {
 
@@ -36,13 +37,31 @@ torch::Tensor resizeFrames(const torch::Tensor& images, int height, int width) {
 torch::Tensor framesToTensor(const std::vector<const AVFrame*>& frames, const torch::Device& device) {
   std::vector<torch::Tensor> items;
   items.reserve(frames.size());
+  bool yuv = false;
   for (const AVFrame* f : frames) {
-    if (f->format != AV_PIX_FMT_RGB24) throw Error("framesToTensor: expected RGB24 frames");
-    items.push_back(torch::from_blob(f->data[0], {f->height, f->width, 3}, {f->linesize[0], 3, 1}, torch::kUInt8));
+    if (f->format == AV_PIX_FMT_RGB24) {
+      items.push_back(torch::from_blob(f->data[0], {f->height, f->width, 3}, {f->linesize[0], 3, 1}, torch::kUInt8)
+                          .to(device)
+                          .permute({2, 0, 1}));
+    } else if (std::optional<YuvPlanes> planes = av::framePlanes(*f)) {
+      // The planes cross as they are (1.5 bytes a pixel at 8 bits) and become RGB on the device.
+      const auto moved = [&](const torch::Tensor& t) { return t.defined() ? t.to(device) : t; };
+      items.push_back(
+          yuvToRgb({moved(planes->y), moved(planes->u), moved(planes->v), moved(planes->uv)}, av::frameYuvFormat(*f)));
+      yuv = true;
+    } else {
+      throw Error(
+          std::string("framesToTensor: cannot convert ") +
+          (av_get_pix_fmt_name(AVPixelFormat(f->format)) ? av_get_pix_fmt_name(AVPixelFormat(f->format)) : "?") +
+          " frames");
+    }
   }
-  // Bytes cross to the device, not floats: a quarter of the transfer.
-  torch::Tensor batch = torch::stack(items).to(device);
-  return batch.permute({0, 3, 1, 2}).to(torch::kFloat32).div_(255).contiguous();
+  if (yuv)
+    for (auto& item : items)
+      if (item.scalar_type() == torch::kUInt8) item = item.to(torch::kFloat32).div_(255);
+  // RGB: bytes cross to the device, not floats (a quarter of the transfer), and become floats there.
+  torch::Tensor batch = torch::stack(items);
+  return (batch.scalar_type() == torch::kUInt8 ? batch.to(torch::kFloat32).div_(255) : batch).contiguous();
 }
 
 torch::Tensor imageToBytes(const torch::Tensor& image) {
@@ -72,8 +91,13 @@ std::pair<int, int> processingSize(int width, int height, int size, int maxSize)
 VideoReport stylizeVideo(Stylizer& stylizer, const VideoJob& job, const VideoCallbacks& callbacks) {
   const auto start = Clock::now();
   if (job.batch < 1) throw Error("--batch must be at least 1");
-  VideoDecoder decoder(job.input, job.read);
+  const bool tensorColor = job.colorConversion == ColorConversion::kTensor ||
+                           (job.colorConversion == ColorConversion::kAuto && stylizer.device().is_cuda());
+  ReadOptions read = job.read;
+  read.keepYuv = read.keepYuv || tensorColor;
+  VideoDecoder decoder(job.input, read);
   VideoEncoder encoder(job.output, decoder, job.write);
+  const std::optional<YuvFormat> encoderYuv = tensorColor ? encoder.yuvFormat() : std::nullopt;
   const VideoInfo& info = decoder.info();
   const auto [processWidth, processHeight] = processingSize(info.width, info.height, job.size, job.maxSize);
   if (callbacks.started) callbacks.started(info);
@@ -139,10 +163,11 @@ VideoReport stylizeVideo(Stylizer& stylizer, const VideoJob& job, const VideoCal
     for (const auto& item : batch) frames.push_back(item.frame.get());
     const auto t0 = Clock::now();
     const torch::Tensor inputs = framesToTensor(frames, stylizer.device());
+    // Stays on the model's device: what crosses back is bytes (RGB24 or YUV planes), not floats.
     torch::Tensor out =
-        resizeFrames(stylizer(resizeFrames(inputs, processHeight, processWidth), job.stylize), info.height, info.width)
-            .cpu();
+        resizeFrames(stylizer(resizeFrames(inputs, processHeight, processWidth), job.stylize), info.height, info.width);
     if (stabilizer) {
+      out = out.cpu();
       const torch::Tensor cpuInputs = inputs.cpu();
       std::vector<torch::Tensor> steady;  // `out` is an inference tensor: build a new one
       for (int64_t i = 0; i < out.size(0); ++i) steady.push_back((*stabilizer)(cpuInputs[i], out[i]));
@@ -150,10 +175,20 @@ VideoReport stylizeVideo(Stylizer& stylizer, const VideoJob& job, const VideoCal
     }
     report.inferenceSeconds += secondsSince(t0);
     for (size_t i = 0; i < batch.size(); ++i) {
-      av::FramePtr frame = tensorToFrame(out[i]);
+      av::FramePtr frame =
+          encoderYuv ? av::planesToFrame(
+                           rgbToYuv(out[i].narrow(1, 0, encoder.height()).narrow(2, 0, encoder.width()), *encoderYuv),
+                           encoderYuv->bits)
+                     : tensorToFrame(out[i]);
       frame->pts = batch[i].frame->pts;
       av::setFrameDuration(*frame, av::frameDuration(*batch[i].frame));
-      if (callbacks.frame && !callbacks.frame(*batch[i].frame, *frame)) stopping = true;
+      if (callbacks.frame) {
+        // The window and stills take RGB24: converted here only when someone looks.
+        const bool rgb = batch[i].frame->format == AV_PIX_FMT_RGB24 && frame->format == AV_PIX_FMT_RGB24;
+        const bool go = rgb ? callbacks.frame(*batch[i].frame, *frame)
+                            : callbacks.frame(*tensorToFrame(inputs[i]), *tensorToFrame(out[i]));
+        if (!go) stopping = true;
+      }
       if (frame->pts != AV_NOPTS_VALUE) progress.position = frame->pts * av_q2d(info.timeBase);
       if (!stylized.push({std::move(frame), nullptr})) break;
       ++progress.frames;

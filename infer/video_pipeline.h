@@ -14,7 +14,8 @@
 
 namespace stylize {
 
-// Packed RGB24 frames ↔ [N, 3, H, W] float tensors in [0, 1] on `device`.
+// Packed RGB24 frames, or 4:2:0 frames as decoded (av::framePlanes; their planes cross to the device and
+// are converted there) ↔ [N, 3, H, W] float tensors in [0, 1] on `device`.
 torch::Tensor framesToTensor(const std::vector<const AVFrame*>& frames, const torch::Device& device);
 av::FramePtr tensorToFrame(const torch::Tensor& image);  // [3, H, W] → RGB24, any device
 // [3, H, W] in [0, 1] → [H, W, 3] uint8 on the CPU, rounded: what tensorToFrame copies into the frame.
@@ -27,6 +28,11 @@ torch::Tensor resizeFrames(const torch::Tensor& images, int height, int width);
 // Rounded to even numbers.
 std::pair<int, int> processingSize(int width, int height, int size, int maxSize);
 
+// Where YUV ↔ RGB happens: swscale on the CPU threads, or LibTorch on the model's device (only YUV bytes
+// cross to a GPU and back: half of RGB's for 4:2:0). Auto: tensor on CUDA, swscale on the CPU, where it is
+// faster.
+enum class ColorConversion { kAuto, kSwscale, kTensor };
+
 struct VideoJob {
   std::string input;
   std::filesystem::path output;
@@ -36,6 +42,7 @@ struct VideoJob {
   int size = 0, maxSize = 0;  // see processingSize(); the result is scaled back to the input size
   int batch = 1;              // frames per forward pass
   double stabilize = 0;       // FrameStabilizer strength (0 = off)
+  ColorConversion colorConversion = ColorConversion::kAuto;
 };
 
 struct VideoProgress {

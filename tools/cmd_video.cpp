@@ -65,7 +65,8 @@ int runVideo(int argc, char** argv) {
       ("preview", "show the frames in a window while encoding")
       ("stabilize", "reduce flicker: blend with the motion-compensated previous output (strength 0..0.95; default 0.7 when given)", cxxopts::value<double>()->implicit_value("0.7"))
       ("still", "also save a frame as a side-by-side image (input | stylized), e.g. compare.jpg", cxxopts::value<std::string>())
-      ("still-at", "the time of that frame in seconds (default: the middle)", cxxopts::value<double>());
+      ("still-at", "the time of that frame in seconds (default: the middle)", cxxopts::value<double>())
+      ("color-conversion", "where YUV <-> RGB runs: swscale (CPU threads), tensor (on the model's device: only YUV bytes cross to a GPU), auto (tensor on CUDA, else swscale)", cxxopts::value<std::string>()->default_value("auto"));
   options.add_options("Output")
       ("codec", "video encoder (default: libx264, libvpx-vp9 for .webm)", cxxopts::value<std::string>())
       ("crf", "constant quality, lower is better (default: 18 for x264, 32 for VP9)", cxxopts::value<int>())
@@ -97,6 +98,13 @@ int runVideo(int argc, char** argv) {
   if (args.count("preset")) job.write.preset = args["preset"].as<std::string>();
   if (args.count("pix-fmt")) job.write.pixFmt = args["pix-fmt"].as<std::string>();
   if (job.batch < 1 || job.batch > 256) throw Error("--batch must be 1..256");
+  const std::string conversion = args["color-conversion"].as<std::string>();
+  if (conversion == "tensor")
+    job.colorConversion = ColorConversion::kTensor;
+  else if (conversion == "swscale")
+    job.colorConversion = ColorConversion::kSwscale;
+  else if (conversion != "auto")
+    throw Error("--color-conversion must be auto, swscale or tensor, not '" + conversion + "'");
   checkNotAnInput(job.output, {job.input});
   checkWritable(job.output);
   const fs::path still = args.count("still") ? fs::path(args["still"].as<std::string>()) : fs::path();

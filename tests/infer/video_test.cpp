@@ -171,6 +171,56 @@ TEST_F(VideoTest, StartAndDurationCutAndShiftToZero) {
   EXPECT_LT(cut.audioTimes.back(), 0.85);
 }
 
+// What a GPU run does (YUV planes to the model's device, RGB there, YUV planes back to the encoder), on the
+// CPU: the same frames, timestamps and audio as the swscale path, pictures within swscale's own rounding
+// and chroma interpolation (the source's chroma is smooth).
+TEST_F(VideoTest, TensorColorConversionGivesTheSwscalePictures) {
+  test::VideoSpec spec;
+  spec.width = 66, spec.height = 50;
+  spec.framesMs = test::constantRate(8, 25);
+  spec.audio = true;
+  spec.lossless = true;
+  test::writeTestVideo(dir_ / "in.mkv", spec);
+  VideoJob job;
+  job.write.codec = "ffv1";  // lossless both ways: only the conversions differ
+  job.colorConversion = ColorConversion::kSwscale;
+  run(dir_ / "in.mkv", dir_ / "swscale.mkv", job);
+  job.colorConversion = ColorConversion::kTensor;
+  const VideoReport report = run(dir_ / "in.mkv", dir_ / "tensor.mkv", job);
+  EXPECT_EQ(report.frames, 8);
+  const auto a = test::readVideoContents(dir_ / "swscale.mkv"), b = test::readVideoContents(dir_ / "tensor.mkv");
+  EXPECT_EQ(a.frameTimes, b.frameTimes);
+  EXPECT_EQ(a.audioPackets, b.audioPackets);
+
+  // Luma: the two paths differ only by rounding (the source's chroma is smooth, so how each upsamples it
+  // hardly moves the model's input). Chroma: swscale subsamples the stylized frame with a bicubic filter,
+  // the tensor path by 2×2 means; on a random network's pixel-level noise those differ, on average little.
+  ReadOptions planar;
+  planar.keepYuv = true;
+  VideoDecoder left((dir_ / "swscale.mkv").string(), planar), right((dir_ / "tensor.mkv").string(), planar);
+  VideoDecoder::Item x, y;
+  int frames = 0;
+  while (left.next(x)) {
+    if (!x.frame) continue;
+    do ASSERT_TRUE(right.next(y));
+    while (!y.frame);
+    const auto p = av::framePlanes(*x.frame), q = av::framePlanes(*y.frame);
+    ASSERT_TRUE(p && q);
+    const auto diff = [](const torch::Tensor& a, const torch::Tensor& b) {
+      return (a.to(torch::kInt32) - b.to(torch::kInt32)).abs();
+    };
+    // Measured: luma at most 4 codes apart, 0.5-0.7 on average; chroma at most 12, 0.9-1.0 on average.
+    EXPECT_LT(diff(p->y, q->y).to(torch::kFloat32).mean().item<float>(), 1.0f) << frames;
+    EXPECT_LE(diff(p->y, q->y).max().item<int>(), 8) << frames;
+    for (const auto& [c, d] : {std::pair{p->u, q->u}, std::pair{p->v, q->v}}) {
+      EXPECT_LT(diff(c, d).to(torch::kFloat32).mean().item<float>(), 1.5f) << frames;
+      EXPECT_LE(diff(c, d).max().item<int>(), 24) << frames;
+    }
+    ++frames;
+  }
+  EXPECT_EQ(frames, 8);
+}
+
 // The test writer stores every video packet before any audio, so the muxer places the first second of
 // audio after some 14 s of video: the window's audio lies far beyond the video frame that ends it.
 TEST_F(VideoTest, AudioStoredAfterTheWindowsLastFrameIsStillKept) {
