@@ -6,6 +6,7 @@
 #include <cstring>
 
 #include "data/error.h"
+#include "infer/hw_decode.h"
 
 namespace stylize::av {
 
@@ -110,8 +111,9 @@ int swsColorspace(AVColorSpace space, int height) {
   }
 }
 
-std::optional<YuvPlanes> framePlanes(const AVFrame& frame) {
+std::optional<YuvPlanes> framePlanes(const AVFrame& frame, int cudaDevice) {
   const auto format = static_cast<AVPixelFormat>(frame.format);
+  if (format == AV_PIX_FMT_CUDA) return cudaFramePlanes(frame, cudaDevice);
   const int64_t h = frame.height, w = frame.width, ch = (h + 1) / 2, cw = (w + 1) / 2;
   const auto plane = [&](int p, int64_t rows, int64_t cols, int bytes, int64_t channels) {
     const auto type = bytes == 1 ? torch::kUInt8 : torch::kInt16;

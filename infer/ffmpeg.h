@@ -92,7 +92,8 @@ int swsColorspace(AVColorSpace space, int height);
 // A decoded 4:2:0 frame's planes as tensors over the frame's own memory (no copy: the frame must outlive
 // them), for yuvToRgb on any device. YUV420P/YUVJ420P, NV12, YUV420P10 and P010 (the NVDEC formats and
 // what software decoders give); std::nullopt for any other format.
-std::optional<YuvPlanes> framePlanes(const AVFrame& frame);
+// CUDA frames (NVDEC, see hw_decode.h) give CUDA tensors on device `cudaDevice`.
+std::optional<YuvPlanes> framePlanes(const AVFrame& frame, int cudaDevice = 0);
 // The frame's matrix and range as tagged (untagged: BT.709 for HD, BT.601 below, as players assume).
 YuvFormat frameYuvFormat(const AVFrame& frame);
 // Planar 4:2:0 tensors (any device) → a new YUV420P or YUV420P10 frame of that size.

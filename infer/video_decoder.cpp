@@ -1,7 +1,10 @@
 #include "infer/video_decoder.h"
 
+#include <torch/cuda.h>
+
 extern "C" {
 #include <libavdevice/avdevice.h>
+#include <libavutil/hwcontext.h>
 }
 
 #include <algorithm>
@@ -60,6 +63,12 @@ VideoDecoder::VideoDecoder(const std::string& url, const ReadOptions& options) :
     codec_->thread_type = FF_THREAD_SLICE;  // frame threads buffer one frame per thread
   }
   codec_->thread_count = 0;  // FFmpeg picks by core count; decode is a small share next to inference
+  if (options.hwaccel == HwAccel::kCuda || (options.hwaccel == HwAccel::kAuto && torch::cuda::is_available())) {
+    std::string why;
+    info_.hardwareDecoding = enableCudaDecoding(codec_.get(), options.cudaDevice, why);
+    if (!info_.hardwareDecoding && options.hwaccel == HwAccel::kCuda)
+      info_.decodeNote = "--hwaccel cuda: " + why + "; decoding in software";
+  }
   if (const int r = avcodec_open2(codec_.get(), decoder, nullptr); r < 0)
     throw Error(url + ": cannot open the " + decoder->name + " decoder: " + av::errorString(r));
   if (codec_->width <= 0 || codec_->height <= 0) throw Error(url + ": the video stream has no frame size");
@@ -191,9 +200,14 @@ bool VideoDecoder::next(Item& item) {
       }
       const int64_t duration = av::frameDuration(*decoded_);
       const bool scaling = decoded_->width != info_.width || decoded_->height != info_.height;
-      if (options_.keepYuv && !scaling && av::framePlanes(*decoded_)) {
+      if (options_.keepYuv && !scaling && av::framePlanes(*decoded_, options_.cudaDevice)) {
         item.frame = av::allocFrame();
         av_frame_move_ref(item.frame.get(), decoded_.get());
+      } else if (decoded_->format == AV_PIX_FMT_CUDA) {  // GPU frames that must become RGB: copy them back
+        av::FramePtr system = av::allocFrame();
+        av::check(av_hwframe_transfer_data(system.get(), decoded_.get(), 0), url_ + ": copying a decoded frame");
+        av_frame_copy_props(system.get(), decoded_.get());
+        item.frame = toRgb(*system);
       } else {
         item.frame = toRgb(*decoded_);
       }

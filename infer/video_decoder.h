@@ -7,6 +7,7 @@
 #include <vector>
 
 #include "infer/ffmpeg.h"
+#include "infer/hw_decode.h"
 
 namespace stylize {
 
@@ -19,6 +20,8 @@ struct VideoInfo {
   double duration = 0;            // seconds after --start/--duration, 0 when unknown
   int64_t frames = 0;             // estimate, 0 when unknown
   std::string codec;
+  bool hardwareDecoding = false;  // NVDEC: frames arrive in GPU memory
+  std::string decodeNote;         // why CUDA decoding was asked for and not used; empty otherwise
 };
 
 struct ReadOptions {
@@ -31,6 +34,10 @@ struct ReadOptions {
   // Deliver 4:2:0 frames as decoded (YUV420P, NV12, 10-bit; see av::framePlanes) for a conversion on the
   // model's device; other formats, and scaled reading, still come as RGB24.
   bool keepYuv = false;
+  // NVDEC: decoded frames stay on the GPU (with keepYuv; else they are copied back for swscale). Falls back
+  // to software decoding, with VideoInfo::decodeNote saying why when CUDA was asked for explicitly.
+  HwAccel hwaccel = HwAccel::kNone;
+  int cudaDevice = 0;
 };
 
 class VideoDecoder {

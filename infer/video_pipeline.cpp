@@ -9,6 +9,7 @@
 
 #include "data/error.h"
 #include "infer/bounded_queue.h"
+#include "infer/hw_decode.h"
 #include "infer/stabilizer.h"
 #include "infer/yuv.h"
 
@@ -43,7 +44,7 @@ torch::Tensor framesToTensor(const std::vector<const AVFrame*>& frames, const to
       items.push_back(torch::from_blob(f->data[0], {f->height, f->width, 3}, {f->linesize[0], 3, 1}, torch::kUInt8)
                           .to(device)
                           .permute({2, 0, 1}));
-    } else if (std::optional<YuvPlanes> planes = av::framePlanes(*f)) {
+    } else if (std::optional<YuvPlanes> planes = av::framePlanes(*f, device.is_cuda() ? device.index() : 0)) {
       // The planes cross as they are (1.5 bytes a pixel at 8 bits) and become RGB on the device.
       const auto moved = [&](const torch::Tensor& t) { return t.defined() ? t.to(device) : t; };
       items.push_back(
@@ -193,6 +194,13 @@ VideoReport stylizeVideo(Stylizer& stylizer, const VideoJob& job, const VideoCal
       if (!stylized.push({std::move(frame), nullptr})) break;
       ++progress.frames;
     }
+    // NVDEC frames go back to the decoder's pool when `batch` is cleared: the kernels that read them must
+    // be done (the copies above already waited; this says so where it matters).
+    for (const auto& item : batch)
+      if (item.frame->format == AV_PIX_FMT_CUDA) {
+        finishReadingCudaFrames();
+        break;
+      }
     batch.clear();
     if (callbacks.progress) callbacks.progress(progress);
   };

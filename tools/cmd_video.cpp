@@ -27,12 +27,14 @@ void addVideoInputOptions(cxxopts::Options& options) {
       ("size", "long side to stylize at (0 = as decoded); the result is scaled back to the input size", cxxopts::value<int>()->default_value("0"))
       ("max-size", "stylize at most at this long side (only shrinks; 0 = no limit)", cxxopts::value<int>()->default_value("0"))
       ("start", "start at this many seconds", cxxopts::value<double>()->default_value("0"))
-      ("duration", "stylize this many seconds (0 = to the end)", cxxopts::value<double>()->default_value("0"));
+      ("duration", "stylize this many seconds (0 = to the end)", cxxopts::value<double>()->default_value("0"))
+      ("hwaccel", "decode on the GPU (NVDEC): auto (when the model runs on CUDA), cuda, or none; falls back to software decoding with a note", cxxopts::value<std::string>()->default_value("auto"));
   // clang-format on
 }
 
 ReadOptions readOptionsFromArgs(const cxxopts::ParseResult& args) {
   ReadOptions o;
+  o.hwaccel = parseHwAccel(args["hwaccel"].as<std::string>());
   o.start = args["start"].as<double>();
   o.duration = args["duration"].as<double>();
   if (!(o.start >= 0)) throw Error("--start must be 0 or more seconds");
@@ -116,6 +118,8 @@ int runVideo(int argc, char** argv) {
 
   StopSignal stop;  // from here on Ctrl-C means "stop and keep what is done"
   const torch::Device device = applyComputeOptions(args);
+  if (job.read.hwaccel == HwAccel::kAuto) job.read.hwaccel = device.is_cuda() ? HwAccel::kCuda : HwAccel::kNone;
+  job.read.cudaDevice = device.is_cuda() && device.has_index() ? device.index() : 0;
   Stylizer stylizer(model, device, precisionFromArgs(args));
 
   VideoCallbacks callbacks;
@@ -126,6 +130,8 @@ int runVideo(int argc, char** argv) {
   std::unique_ptr<ProgressBar> bar;
   const auto start = std::chrono::steady_clock::now();
   callbacks.started = [&](const VideoInfo& info) {
+    if (!info.decodeNote.empty()) std::cerr << "stylize: note: " << info.decodeNote << "\n";
+    if (info.hardwareDecoding) std::cerr << "stylize: decoding on the GPU (NVDEC)\n";
     bar = std::make_unique<ProgressBar>(info.frames, "frames", start);
     if (stillAt < 0) stillAt = info.duration / 2;
     timeBase = info.timeBase;

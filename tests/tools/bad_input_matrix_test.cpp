@@ -146,6 +146,15 @@ std::vector<MatrixCase> matrixCases() {
        "",
        "",
        {}});
+  {
+    // Without a GPU (CI): a note and software decoding; with one: decoded by NVDEC. Either way, the video.
+    Expect e;
+    e.note = "decoding";
+    add({"HwaccelCudaDecodesOrFallsBackWithANote", writes("in.mp4", clip()), "in.mp4", "out.mp4", "--hwaccel cuda", "",
+         e});
+  }
+  add({"HwaccelUnknown", writes("in.mp4", clip()), "in.mp4", "out.mp4", "--hwaccel gpu",
+       "--hwaccel must be auto, none or cuda, not 'gpu'", error()});
   // Pixel formats: 4:4:4, 10-bit, grey.
   add({"Yuv444Source",
        writes("in.mkv", coded(clip(), AV_CODEC_ID_FFV1, AV_PIX_FMT_YUV444P)),
