@@ -65,7 +65,8 @@ InputFiles::InputFiles(const std::vector<fs::path>& inputs) {
   for (const fs::path& input : inputs) {
     byName_.emplace(input, input);
     struct stat st {};
-    if (::stat(input.c_str(), &st) == 0) byIdentity_.emplace(std::make_pair(uint64_t(st.st_dev), uint64_t(st.st_ino)), input);
+    if (::stat(input.c_str(), &st) == 0)
+      byIdentity_.emplace(std::make_pair(uint64_t(st.st_dev), uint64_t(st.st_ino)), input);
   }
 }
 
@@ -76,7 +77,8 @@ void InputFiles::checkNotAnInput(const fs::path& output) const {
     const auto same = byIdentity_.find({uint64_t(st.st_dev), uint64_t(st.st_ino)});
     if (same != byIdentity_.end()) input = byName_.find(same->second);
   }
-  if (input != byName_.end()) throw Error(output.string() + ": the output would overwrite the input " + input->second.string());
+  if (input != byName_.end())
+    throw Error(output.string() + ": the output would overwrite the input " + input->second.string());
 }
 
 fs::path temporarySibling(const fs::path& path) {
