@@ -1,6 +1,7 @@
 #include "nets/style_model.h"
 
 #include "data/error.h"
+#include "data/files.h"
 #include "data/safetensors.h"
 
 namespace stylize {
@@ -33,9 +34,10 @@ void saveStyleModel(const std::filesystem::path& path, TransformerNet& net, nloh
   writeSafetensors(path, file);
 }
 
-StyleModel loadStyleModel(const std::filesystem::path& path) {
-  const std::string where = path.string();
-  Safetensors file = readSafetensors(path);
+StyleModel loadStyleModel(const std::filesystem::path& path) { return parseStyleModel(readFile(path), path.string()); }
+
+StyleModel parseStyleModel(const std::string& bytes, const std::string& where) {
+  Safetensors file = parseSafetensors(bytes, where);
   const auto meta = file.metadata.find("stylize");
   if (meta == file.metadata.end()) throw Error(where + ": not a Stylize model (no \"stylize\" metadata)");
   StyleModel model;

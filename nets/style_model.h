@@ -30,6 +30,8 @@ void saveStyleModel(const std::filesystem::path& path, TransformerNet& net, nloh
 // Validates the format, version, architecture and every tensor's name, shape and dtype; throws Error
 // naming the file and the problem.
 StyleModel loadStyleModel(const std::filesystem::path& path);
+// The same from a file's bytes; `where` names it in errors.
+StyleModel parseStyleModel(const std::string& bytes, const std::string& where);
 
 // The weighted mean of the models' weights (a "model soup", Wortsman et al. 2022; weights are normalised
 // to sum to 1). Meaningful for models fine-tuned from one parent: the mean lands between them, often better
