@@ -7,14 +7,21 @@
 
 namespace stylize {
 
+torch::ScalarType scalarType(Precision precision) {
+  return precision == Precision::kFloat16    ? torch::kFloat16
+         : precision == Precision::kBFloat16 ? torch::kBFloat16
+                                             : torch::kFloat32;
+}
+
 Stylizer::Stylizer(const std::filesystem::path& model, const torch::Device& device, Precision precision)
     : name_(model.stem().string()), device_(device), precision_(precision) {
-  if (precision == Precision::kFloat16 && !device.is_cuda())
-    throw Error("--fp16 needs a CUDA device (CPU half precision is slower than float32)");
+  if (precision != Precision::kFloat32 && !device.is_cuda())
+    throw Error(std::string(precision == Precision::kFloat16 ? "fp16" : "bf16") +
+                " needs a CUDA device (on the CPU half precision is slower than float32, or missing)");
   StyleModel loaded = loadStyleModel(model);
   net_ = loaded.net;
   info_ = std::move(loaded.info);
-  net_->to(device, precision == Precision::kFloat16 ? torch::kFloat16 : torch::kFloat32);
+  net_->to(device, scalarType(precision));
   net_->eval();
 }
 
@@ -34,8 +41,7 @@ torch::Tensor Stylizer::operator()(const torch::Tensor& images, const StylizeOpt
           : F::interpolate(
                 input,
                 F::InterpolateFuncOptions().size(std::vector<int64_t>{h * factor, w * factor}).mode(torch::kNearest));
-  torch::Tensor out = net_->forward(netInput.to(precision_ == Precision::kFloat16 ? torch::kFloat16 : torch::kFloat32))
-                          .to(torch::kFloat32);
+  torch::Tensor out = net_->forward(netInput.to(scalarType(precision_))).to(torch::kFloat32);
   if (factor > 1) out = F::avg_pool2d(out, F::AvgPool2dFuncOptions(factor));
   out = out.clamp(0, 1);
   if (options.preserveColors) out = transferLuminance(out, input);

@@ -12,7 +12,8 @@
 
 namespace stylize {
 
-enum class Precision { kFloat32, kFloat16 };
+enum class Precision { kFloat32, kFloat16, kBFloat16 };
+torch::ScalarType scalarType(Precision precision);
 
 struct StylizeOptions {
   double strength = 1.0;        // 0 = the input, 1 = fully stylized, linear blend between

@@ -15,7 +15,12 @@ namespace fs = std::filesystem;
 namespace stylize::cli {
 
 Precision precisionFromArgs(const cxxopts::ParseResult& args) {
-  return args.count("fp16") ? Precision::kFloat16 : Precision::kFloat32;
+  const std::string name = args["precision"].as<std::string>();
+  if (args.count("fp16") && name != "fp32" && name != "fp16") throw Error("--fp16 contradicts --precision " + name);
+  if (args.count("fp16") || name == "fp16") return Precision::kFloat16;
+  if (name == "bf16") return Precision::kBFloat16;
+  if (name != "fp32") throw Error("--precision must be fp32, fp16 or bf16, not '" + name + "'");
+  return Precision::kFloat32;
 }
 
 StylizeOptions stylizeOptionsFromArgs(const cxxopts::ParseResult& args) {
@@ -39,7 +44,8 @@ void addStylizeOptions(cxxopts::Options& options) {
       ("m,model", "style model (.safetensors from stylize train)", cxxopts::value<std::vector<std::string>>())
       ("strength", "blend with the input: 0 = original, 1 = fully stylized", cxxopts::value<double>()->default_value("1"))
       ("preserve-colors", "keep the input's colours (luminance-only stylization)")
-      ("fp16", "half precision (CUDA only)");
+      ("precision", "fp32, or fp16 / bf16 on CUDA (half the memory traffic; tensor cores)", cxxopts::value<std::string>()->default_value("fp32"))
+      ("fp16", "the same as --precision fp16");
   // clang-format on
 }
 

@@ -153,6 +153,10 @@ std::vector<MatrixCase> matrixCases() {
     add({"HwaccelCudaDecodesOrFallsBackWithANote", writes("in.mp4", clip()), "in.mp4", "out.mp4", "--hwaccel cuda", "",
          e});
   }
+  add({"HalfPrecisionOnTheCpu", writes("in.mp4", clip()), "in.mp4", "out.mp4", "--device cpu --precision bf16",
+       "bf16 needs a CUDA device", error()});
+  add({"UnknownPrecision", writes("in.mp4", clip()), "in.mp4", "out.mp4", "--precision fp8",
+       "--precision must be fp32, fp16 or bf16, not 'fp8'", error()});
   add({"HwaccelUnknown", writes("in.mp4", clip()), "in.mp4", "out.mp4", "--hwaccel gpu",
        "--hwaccel must be auto, none or cuda, not 'gpu'", error()});
   // Pixel formats: 4:4:4, 10-bit, grey.
