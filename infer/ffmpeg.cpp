@@ -131,10 +131,7 @@ std::optional<YuvPlanes> framePlanes(const AVFrame& frame, int cudaDevice) {
       return YuvPlanes{plane(0, h, w, 2, 1), plane(1, ch, cw, 2, 1), plane(2, ch, cw, 2, 1), {}};
     case AV_PIX_FMT_P010LE: {
       // 10 bits in the top of each 16-bit word: as int16 they may read negative, so shift logically.
-      const auto top = [](const torch::Tensor& t) {
-        return t.to(torch::kInt32).bitwise_and(0xFFFF).div(64, "floor").to(torch::kInt16);
-      };
-      return YuvPlanes{top(plane(0, h, w, 2, 1)), {}, {}, top(plane(1, ch, cw, 2, 2))};
+      return YuvPlanes{topTenBits(plane(0, h, w, 2, 1)), {}, {}, topTenBits(plane(1, ch, cw, 2, 2))};
     }
     default:
       return std::nullopt;

@@ -77,10 +77,7 @@ std::optional<YuvPlanes> cudaFramePlanes(const AVFrame& frame, int cudaDevice) {
       torch::from_blob(frame.data[1], {(h + 1) / 2, (w + 1) / 2, 2}, {frame.linesize[1] / bytes, 2, 1}, options);
   if (!tenBit) return YuvPlanes{y, {}, {}, uv};
   // P010: 10 bits in the top of each 16-bit word (read as int16 they may be negative).
-  const auto top = [](const torch::Tensor& t) {
-    return t.to(torch::kInt32).bitwise_and(0xFFFF).div(64, "floor").to(torch::kInt16);
-  };
-  return YuvPlanes{top(y), {}, {}, top(uv)};
+  return YuvPlanes{topTenBits(y), {}, {}, topTenBits(uv)};
 }
 
 void finishReadingCudaFrames() {

@@ -38,18 +38,18 @@ torch::Tensor resizeFrames(const torch::Tensor& images, int height, int width) {
 torch::Tensor framesToTensor(const std::vector<const AVFrame*>& frames, const torch::Device& device) {
   std::vector<torch::Tensor> items;
   items.reserve(frames.size());
-  bool yuv = false;
   for (const AVFrame* f : frames) {
     if (f->format == AV_PIX_FMT_RGB24) {
       items.push_back(torch::from_blob(f->data[0], {f->height, f->width, 3}, {f->linesize[0], 3, 1}, torch::kUInt8)
-                          .to(device)
-                          .permute({2, 0, 1}));
+                          .to(device)  // bytes cross to the device, not floats: a quarter of the transfer
+                          .permute({2, 0, 1})
+                          .to(torch::kFloat32)
+                          .div_(255));
     } else if (std::optional<YuvPlanes> planes = av::framePlanes(*f, device.is_cuda() ? device.index() : 0)) {
       // The planes cross as they are (1.5 bytes a pixel at 8 bits) and become RGB on the device.
       const auto moved = [&](const torch::Tensor& t) { return t.defined() ? t.to(device) : t; };
       items.push_back(
           yuvToRgb({moved(planes->y), moved(planes->u), moved(planes->v), moved(planes->uv)}, av::frameYuvFormat(*f)));
-      yuv = true;
     } else {
       throw Error(
           std::string("framesToTensor: cannot convert ") +
@@ -57,12 +57,7 @@ torch::Tensor framesToTensor(const std::vector<const AVFrame*>& frames, const to
           " frames");
     }
   }
-  if (yuv)
-    for (auto& item : items)
-      if (item.scalar_type() == torch::kUInt8) item = item.to(torch::kFloat32).div_(255);
-  // RGB: bytes cross to the device, not floats (a quarter of the transfer), and become floats there.
-  torch::Tensor batch = torch::stack(items);
-  return (batch.scalar_type() == torch::kUInt8 ? batch.to(torch::kFloat32).div_(255) : batch).contiguous();
+  return torch::stack(items).contiguous();
 }
 
 torch::Tensor imageToBytes(const torch::Tensor& image) {

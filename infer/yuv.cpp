@@ -44,6 +44,10 @@ torch::Tensor upsampleChroma(const torch::Tensor& c, int64_t height, int64_t wid
 
 }  // namespace
 
+torch::Tensor topTenBits(const torch::Tensor& words) {
+  return words.to(torch::kInt32).bitwise_and(0xFFFF).div(64, "floor").to(torch::kInt16);
+}
+
 torch::Tensor yuvToRgb(const YuvPlanes& planes, const YuvFormat& format) {
   const LumaWeights k = weightsOf(format.matrix);
   const Levels l = levelsOf(format);

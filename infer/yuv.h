@@ -24,6 +24,10 @@ struct YuvPlanes {
   torch::Tensor y, u, v, uv;
 };
 
+// P010 stores 10 bits in the top of each 16-bit word; read as int16 (LibTorch 1.13 has no uint16) the
+// words may be negative. → int16 holding 0..1023, as YuvPlanes expects.
+torch::Tensor topTenBits(const torch::Tensor& words);
+
 // → [3, H, W] float32 RGB in [0, 1] on the planes' device. Chroma is repeated over each 2×2 block (the
 // decoder's own sample grid; the network cannot tell the difference from interpolation).
 torch::Tensor yuvToRgb(const YuvPlanes& planes, const YuvFormat& format);
