@@ -61,6 +61,17 @@ AudioTranscoder::AudioTranscoder(const AVStream& source, AVFormatContext& output
   av_dict_copy(&stream_->metadata, source.metadata, 0);
   decoded_ = av::allocFrame();
   packet_ = av::allocPacket();
+#if LIBAVFORMAT_VERSION_INT < AV_VERSION_INT(59, 31, 100)
+  // Matroska's CodecDelay (Opus' 6.5 ms pre-skip) is subtracted from the audio's timestamps by every reader.
+  // libavformat before 59.31 (FFmpeg 5.1, Debian 12) writes CodecDelay but does not add it to the
+  // timestamps: the encoder's first packet is then negative, the muxer shifts every stream forward to
+  // zero, and the picture plays 7 ms behind the sound (`ffmpeg` itself has this bug). Later versions add
+  // the delay themselves, which is what this does for the older ones.
+  const std::string muxer = output.oformat->name;
+  if (encoder_->codec_id == AV_CODEC_ID_OPUS && encoder_->initial_padding > 0 &&
+      (muxer.find("matroska") != std::string::npos || muxer == "webm"))
+    codecDelay_ = av_rescale_q(encoder_->initial_padding, {1, 48000}, encoder_->time_base);
+#endif
 }
 
 AudioTranscoder::~AudioTranscoder() {
@@ -73,8 +84,7 @@ std::string AudioTranscoder::description() const {
 }
 
 void AudioTranscoder::write(const AVPacket& packet) {
-  if (nextPts_ == AV_NOPTS_VALUE && packet.pts != AV_NOPTS_VALUE)  // keeps the audio where it was in time
-    nextPts_ = av_rescale_q(packet.pts, sourceTimeBase_, encoder_->time_base);
+  if (firstPacketPts_ == AV_NOPTS_VALUE) firstPacketPts_ = packet.pts;
   if (avcodec_send_packet(decoder_.get(), &packet) < 0) return;  // a corrupt packet: a short gap, not a failure
   decodeFrames();
   encodeFrom(false);
@@ -82,6 +92,14 @@ void AudioTranscoder::write(const AVPacket& packet) {
 
 void AudioTranscoder::decodeFrames() {
   while (avcodec_receive_frame(decoder_.get(), decoded_.get()) == 0) {
+    // The audio stays where it was in time: the first decoded sample's time, not the first packet's. They
+    // differ by the source encoder's priming (AAC: 1,024 samples, 21 ms), which the decoder drops as the
+    // container says; timing from the packet would move the sound that much ahead of the picture.
+    if (nextPts_ == AV_NOPTS_VALUE) {
+      const int64_t first =
+          decoded_->best_effort_timestamp != AV_NOPTS_VALUE ? decoded_->best_effort_timestamp : firstPacketPts_;
+      if (first != AV_NOPTS_VALUE) nextPts_ = av_rescale_q(first, sourceTimeBase_, encoder_->time_base);
+    }
     const int capacity = swr_get_out_samples(resampler_, decoded_->nb_samples);
     av::check(av_audio_fifo_realloc(fifo_, av_audio_fifo_size(fifo_) + capacity), "audio buffer");
     uint8_t** planes = nullptr;
@@ -120,6 +138,8 @@ void AudioTranscoder::encodeFrom(bool flush) {
 
 void AudioTranscoder::drain() {
   while (avcodec_receive_packet(encoder_.get(), packet_.get()) == 0) {
+    if (packet_->pts != AV_NOPTS_VALUE) packet_->pts += codecDelay_;
+    if (packet_->dts != AV_NOPTS_VALUE) packet_->dts += codecDelay_;
     av_packet_rescale_ts(packet_.get(), encoder_->time_base, stream_->time_base);
     packet_->stream_index = stream_->index;
     av::check(av_interleaved_write_frame(&output_, packet_.get()), "writing audio");

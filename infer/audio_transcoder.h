@@ -40,7 +40,9 @@ class AudioTranscoder {
   AVAudioFifo* fifo_ = nullptr;
   av::FramePtr decoded_;
   av::PacketPtr packet_;
-  int64_t nextPts_ = AV_NOPTS_VALUE;  // in samples
+  int64_t nextPts_ = AV_NOPTS_VALUE;         // in samples
+  int64_t firstPacketPts_ = AV_NOPTS_VALUE;  // in the source's time base
+  int64_t codecDelay_ = 0;                   // added to the encoder's timestamps (old Matroska muxers)
 };
 
 }  // namespace stylize

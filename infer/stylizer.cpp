@@ -13,6 +13,24 @@ torch::ScalarType scalarType(Precision precision) {
                                              : torch::kFloat32;
 }
 
+namespace {
+// A flat frame (black, white, a title card's plain ground, the last frames of a fade) holds no picture for
+// the network: instance norm scales its rounding noise up to full contrast, and the output is a field in an
+// arbitrary colour (a black frame came out blue-grey; which colour depends on the CPU's rounding). Such
+// frames keep the input instead, with a smooth ramp on the luma's standard deviation: none of the style
+// below 0.005 (about one 8-bit level of noise), all of it from 0.03 up (8 levels; photos and dark night
+// scenes lie far above, at 0.1-0.3). Returns [N, 1, 1, 1] weights, or an undefined tensor when every frame
+// gets the full style (the output is then exactly the network's).
+torch::Tensor styleWeightForContrast(const torch::Tensor& input) {
+  constexpr double kFlat = 0.005, kFull = 0.03;
+  const torch::Tensor y = 0.299 * input.select(1, 0) + 0.587 * input.select(1, 1) + 0.114 * input.select(1, 2);
+  const torch::Tensor deviation = y.flatten(1).std(1, /*unbiased=*/false);
+  if (deviation.min().item<double>() >= kFull) return {};
+  const torch::Tensor t = ((deviation - kFlat) / (kFull - kFlat)).clamp(0, 1);
+  return (t * t * (3 - 2 * t)).view({-1, 1, 1, 1});
+}
+}  // namespace
+
 Stylizer::Stylizer(const std::filesystem::path& model, const torch::Device& device, Precision precision)
     : name_(model.stem().string()), device_(device), precision_(precision) {
   if (precision != Precision::kFloat32 && !device.is_cuda())
@@ -46,6 +64,8 @@ torch::Tensor Stylizer::operator()(const torch::Tensor& images, const StylizeOpt
   out = out.clamp(0, 1);
   if (options.preserveColors) out = transferLuminance(out, input);
   if (options.strength < 1) out = input + (out - input) * options.strength;
+  if (const torch::Tensor weight = styleWeightForContrast(input); weight.defined())
+    out = input + (out - input) * weight;
   return single ? out.squeeze(0) : out;
 }
 

@@ -41,16 +41,23 @@ const AVCodec* chooseEncoder(const AVOutputFormat& container, const WriteOptions
   std::string name = options.codec;
   if (name.empty()) {
     const std::string format = container.name;
+    // H.264 wherever the container holds it (also MPEG-TS, AVI, FLV, whose own defaults are older codecs
+    // that refuse variable frame timing); WebM holds only VP8/VP9/AV1.
+    // MPEG-TS has no codec table to ask (the answer is "unknown"), but its default is MPEG-2.
+    const int h264 = avformat_query_codec(&container, AV_CODEC_ID_H264, FF_COMPLIANCE_NORMAL);
+    const AVCodecID old = container.video_codec;
+    const bool olderDefault = old == AV_CODEC_ID_MPEG1VIDEO || old == AV_CODEC_ID_MPEG2VIDEO ||
+                              old == AV_CODEC_ID_MPEG4 || old == AV_CODEC_ID_FLV1;
     if (format == "webm")
       name = "libvpx-vp9";
-    else if (format.find("mp4") != std::string::npos || format.find("mov") != std::string::npos || format == "matroska")
+    else if ((h264 == 1 || (h264 < 0 && olderDefault)) && avcodec_find_encoder_by_name("libx264"))
       name = "libx264";
   }
   const AVCodec* codec =
       name.empty() ? avcodec_find_encoder(container.video_codec) : avcodec_find_encoder_by_name(name.c_str());
   if (!codec) throw Error(path.string() + ": this FFmpeg has no encoder '" + (name.empty() ? "?" : name) + "'");
   if (codec->type != AVMEDIA_TYPE_VIDEO) throw Error("--codec " + name + ": not a video encoder");
-  if (avformat_query_codec(&container, codec->id, FF_COMPLIANCE_NORMAL) != 1)
+  if (avformat_query_codec(&container, codec->id, FF_COMPLIANCE_NORMAL) == 0)  // < 0: unknown, the muxer decides
     throw Error(path.string() + ": a " + container.name + " file cannot hold " + codec->name + " video");
   return codec;
 }

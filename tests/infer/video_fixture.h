@@ -6,6 +6,7 @@
 
 #include <cmath>
 #include <filesystem>
+#include <memory>
 #include <string>
 #include <vector>
 
@@ -13,6 +14,7 @@
 
 extern "C" {
 #include <libavutil/channel_layout.h>
+#include <libswresample/swresample.h>
 }
 
 namespace stylize::test {
@@ -23,6 +25,7 @@ struct VideoSpec {
   bool audio = false;             // a 440 Hz tone, audioSeconds long from audioStartMs
   double audioSeconds = 1;
   int64_t audioStartMs = 0;
+  int64_t toneFromMs = 0;  // silence before this time (for A/V sync checks: a tone that starts with a cut)
   AVCodecID audioCodec = AV_CODEC_ID_AAC;  // or FLAC, PCM_S16LE, ...: any encoder taking mono s16 or float
   bool video = true;
   double rotation = 0;
@@ -167,7 +170,8 @@ inline void writeTestVideo(const std::filesystem::path& path, const VideoSpec& s
       av_channel_layout_copy(&frame->ch_layout, &audio->ch_layout);
       av::check(av_frame_get_buffer(frame.get(), 0), "test audio");
       for (int s = 0; s < frameSize; ++s) {
-        const double v = 0.3 * std::sin(2 * M_PI * 440 * (start + s) / 48000.0);
+        const int64_t t = first + start + s - spec.toneFromMs * 48;  // samples since the tone's start
+        const double v = t < 0 ? 0 : 0.3 * std::sin(2 * M_PI * 440 * t / 48000.0);
         if (audio->sample_fmt == AV_SAMPLE_FMT_S16 || audio->sample_fmt == AV_SAMPLE_FMT_S16P)
           reinterpret_cast<int16_t*>(frame->data[0])[s] = int16_t(std::lround(v * 32767));
         else if (audio->sample_fmt == AV_SAMPLE_FMT_S32 || audio->sample_fmt == AV_SAMPLE_FMT_S32P)
@@ -247,6 +251,107 @@ inline VideoContents readVideoContents(const std::filesystem::path& path) {
   avcodec_send_packet(codec.get(), nullptr);
   receive();
   return c;
+}
+
+// When the first audio sample louder than `threshold` plays, in seconds on the file's timeline (decoded, so
+// encoder priming and the container's edit list are applied as a player applies them). -1 if never.
+inline double audioOnsetSeconds(const std::filesystem::path& path, double threshold = 0.15) {
+  AVFormatContext* raw = nullptr;
+  av::check(avformat_open_input(&raw, path.c_str(), nullptr, nullptr), path.string());
+  av::InputFormatPtr in(raw);
+  av::check(avformat_find_stream_info(in.get(), nullptr), path.string());
+  const AVCodec* decoder = nullptr;
+  const int a = av_find_best_stream(in.get(), AVMEDIA_TYPE_AUDIO, -1, -1, &decoder, 0);
+  av::check(a, path.string());
+  av::CodecContextPtr codec(avcodec_alloc_context3(decoder));
+  avcodec_parameters_to_context(codec.get(), in->streams[a]->codecpar);
+  codec->pkt_timebase = in->streams[a]->time_base;
+  av::check(avcodec_open2(codec.get(), decoder, nullptr), path.string());
+  struct SwrFree {
+    void operator()(SwrContext* s) const { swr_free(&s); }
+  };
+  std::unique_ptr<SwrContext, SwrFree> toFloat;
+  av::PacketPtr packet = av::allocPacket();
+  av::FramePtr frame = av::allocFrame();
+  double onset = -1;
+  auto receive = [&] {
+    while (onset < 0 && avcodec_receive_frame(codec.get(), frame.get()) == 0) {
+      const double start = frame->best_effort_timestamp * av_q2d(in->streams[a]->time_base);
+      std::vector<float> mono(frame->nb_samples);
+      SwrContext* swr = nullptr;
+      AVChannelLayout layout = AV_CHANNEL_LAYOUT_MONO;
+      av::check(swr_alloc_set_opts2(&swr, &layout, AV_SAMPLE_FMT_FLT, frame->sample_rate, &frame->ch_layout,
+                                    AVSampleFormat(frame->format), frame->sample_rate, 0, nullptr),
+                "test resampler");
+      toFloat.reset(swr);
+      av::check(swr_init(swr), "test resampler");
+      uint8_t* outPlanes[] = {reinterpret_cast<uint8_t*>(mono.data())};
+      const int got = swr_convert(swr, outPlanes, frame->nb_samples, const_cast<const uint8_t**>(frame->extended_data),
+                                  frame->nb_samples);
+      for (int s = 0; s < got && onset < 0; ++s)
+        if (std::abs(mono[s]) > threshold) onset = start + double(s) / frame->sample_rate;
+      av_frame_unref(frame.get());
+    }
+  };
+  while (onset < 0 && av_read_frame(in.get(), packet.get()) >= 0) {
+    if (packet->stream_index == a) {
+      avcodec_send_packet(codec.get(), packet.get());
+      receive();
+    }
+    av_packet_unref(packet.get());
+  }
+  avcodec_send_packet(codec.get(), nullptr);
+  receive();
+  return onset;
+}
+
+// When the picture changes most from one frame to the next (a cut in an otherwise still clip), in seconds
+// on the file's timeline: the frame with the largest mean absolute luma difference to the one before.
+inline double biggestPictureChangeSeconds(const std::filesystem::path& path) {
+  AVFormatContext* raw = nullptr;
+  av::check(avformat_open_input(&raw, path.c_str(), nullptr, nullptr), path.string());
+  av::InputFormatPtr in(raw);
+  av::check(avformat_find_stream_info(in.get(), nullptr), path.string());
+  const AVCodec* decoder = nullptr;
+  const int v = av_find_best_stream(in.get(), AVMEDIA_TYPE_VIDEO, -1, -1, &decoder, 0);
+  av::check(v, path.string());
+  av::CodecContextPtr codec(avcodec_alloc_context3(decoder));
+  avcodec_parameters_to_context(codec.get(), in->streams[v]->codecpar);
+  codec->pkt_timebase = in->streams[v]->time_base;
+  av::check(avcodec_open2(codec.get(), decoder, nullptr), path.string());
+  av::PacketPtr packet = av::allocPacket();
+  av::FramePtr frame = av::allocFrame();
+  std::vector<uint8_t> previous;
+  double biggest = -1, when = -1;
+  auto receive = [&] {
+    while (avcodec_receive_frame(codec.get(), frame.get()) == 0) {
+      std::vector<uint8_t> luma;  // the first plane: luma for every YUV format the pipeline writes
+      for (int y = 0; y < frame->height; ++y) {
+        const uint8_t* row = frame->data[0] + y * frame->linesize[0];
+        luma.insert(luma.end(), row, row + frame->width);
+      }
+      if (!previous.empty()) {
+        double sum = 0;
+        for (size_t i = 0; i < luma.size(); ++i) sum += std::abs(int(luma[i]) - int(previous[i]));
+        if (sum > biggest) {
+          biggest = sum;
+          when = frame->best_effort_timestamp * av_q2d(in->streams[v]->time_base);
+        }
+      }
+      previous = std::move(luma);
+      av_frame_unref(frame.get());
+    }
+  };
+  while (av_read_frame(in.get(), packet.get()) >= 0) {
+    if (packet->stream_index == v) {
+      avcodec_send_packet(codec.get(), packet.get());
+      receive();
+    }
+    av_packet_unref(packet.get());
+  }
+  avcodec_send_packet(codec.get(), nullptr);
+  receive();
+  return when;
 }
 
 }  // namespace stylize::test

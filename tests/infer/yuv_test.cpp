@@ -144,7 +144,7 @@ TEST(Yuv, RealDecodedFramesMatchSwscaleWithinOneLevel) {
   spec.videoCodec = AV_CODEC_ID_FFV1;
   spec.pixelFormat = AV_PIX_FMT_YUV420P10LE;
   test::writeTestVideo(dir / "ten_bit.mkv", spec);
-  for (const std::string clip :
+  for (const std::string& clip :
        {(test::sourceDir() / "samples/video/car_detection.mp4").string(), (dir / "ten_bit.mkv").string()}) {
     ReadOptions read;
     read.keepYuv = true;
