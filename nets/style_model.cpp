@@ -24,7 +24,8 @@ TransformerConfig architectureFromJson(const nlohmann::json& arch, const std::st
 
 void saveStyleModel(const std::filesystem::path& path, TransformerNet& net, nlohmann::json info, bool fp16) {
   info["format"] = "stylize-transformer";
-  info["version"] = net->config().type == Architecture::kJohnson ? 1 : kStyleModelVersion;
+  const Architecture type = net->config().type;
+  info["version"] = type == Architecture::kJohnson ? 1 : type == Architecture::kCompact ? 2 : 3;
   info["architecture"] = architectureJson(net->config());
   info["dtype"] = fp16 ? "float16" : "float32";
   Safetensors file;

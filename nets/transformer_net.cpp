@@ -13,13 +13,21 @@ constexpr int64_t kMargin = 8;
 }  // namespace
 
 std::string architectureName(Architecture architecture) {
-  return architecture == Architecture::kCompact ? "compact" : "johnson";
+  switch (architecture) {
+    case Architecture::kCompact:
+      return "compact";
+    case Architecture::kPyTorchExamples:
+      return "pytorch_examples";
+    default:
+      return "johnson";
+  }
 }
 
 Architecture parseArchitecture(const std::string& name) {
   if (name == "johnson") return Architecture::kJohnson;
   if (name == "compact") return Architecture::kCompact;
-  throw Error("unknown architecture \"" + name + "\" (johnson or compact)");
+  if (name == "pytorch_examples") return Architecture::kPyTorchExamples;
+  throw Error("unknown architecture \"" + name + "\" (johnson, compact or pytorch_examples)");
 }
 
 TransformerNetImpl::TransformerNetImpl(TransformerConfig config) : config_(config) {
@@ -53,6 +61,12 @@ torch::Tensor TransformerNetImpl::forward(const torch::Tensor& x, torch::Tensor*
     throw Error("image " + std::to_string(w) + "x" + std::to_string(h) +
                 " is too small: the transform network needs at least " + std::to_string(kMinSide) +
                 " pixels on each side");
+  using torch::indexing::Slice;
+  if (config_.type == Architecture::kPyTorchExamples) {  // as pytorch/examples runs it: 0..255, no margin
+    const torch::Tensor out = johnson(x * 255).index({Slice(), Slice(), Slice(0, h), Slice(0, w)});
+    if (preActivation) *preActivation = torch::Tensor();
+    return out / 255;
+  }
   // Reflect by the margin (bounded by the image itself), plus whatever makes both sides multiples of 4.
   const int64_t my = std::min(kMargin, h - 1), mx = std::min(kMargin, w - 1);
   const int64_t extraY = (4 - (h + 2 * my) % 4) % 4, extraX = (4 - (w + 2 * mx) % 4) % 4;
@@ -60,7 +74,6 @@ torch::Tensor TransformerNetImpl::forward(const torch::Tensor& x, torch::Tensor*
 
   // Johnson's bounded output: (tanh + 1) / 2 keeps the loss network's input in [0, 1] from the first
   // iteration, so a random network does not start with an enormous style loss that drives it to black.
-  using torch::indexing::Slice;
   const torch::Tensor pre =
       (compact ? compact(y) : johnson(y)).index({Slice(), Slice(), Slice(my, my + h), Slice(mx, mx + w)});
   if (preActivation) *preActivation = pre;

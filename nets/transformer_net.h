@@ -16,8 +16,12 @@ namespace stylize {
 enum class Architecture {
   kJohnson,  // Johnson et al.'s network, above
   kCompact,  // CompactNet: for live video on a CPU (nets/compact_net.h)
+  // pytorch/examples' fast_neural_style TransformerNet, for imported models (`stylize import`): Johnson's
+  // layers exactly, but pixels in 0..255 in and out with no tanh, and no margin: it runs on the image as
+  // it is (sizes not divisible by 4 come out larger, and are cropped to the input's size at the top left).
+  kPyTorchExamples,
 };
-std::string architectureName(Architecture architecture);  // "johnson", "compact"
+std::string architectureName(Architecture architecture);  // "johnson", "compact", "pytorch_examples"
 Architecture parseArchitecture(const std::string& name);  // throws Error for an unknown name
 
 struct TransformerConfig {
@@ -42,7 +46,8 @@ class TransformerNetImpl : public torch::nn::Module {
 
   // x: [N, 3, H, W] RGB in [0, 1], any H, W ≥ kMinSide. Reflect-pads to a multiple of 4 plus a margin and
   // crops back, so odd sizes work and borders are clean. Output in (0, 1). `preActivation`, when given,
-  // receives the input of the final tanh (same size), for the trainer's saturation penalty.
+  // receives the input of the final tanh (same size), for the trainer's saturation penalty; it is left
+  // undefined for kPyTorchExamples, whose output is unbounded (clamp it).
   torch::Tensor forward(const torch::Tensor& x, torch::Tensor* preActivation = nullptr);
 
  private:

@@ -174,6 +174,10 @@ int runTrain(int argc, char** argv) {
   if (start && !args.count("architecture")) opt.architecture = start->net->config();
   if (args.count("architecture") || !start) {
     opt.architecture = TransformerConfig::defaults(parseArchitecture(args["architecture"].as<std::string>()));
+    if (opt.architecture.type == Architecture::kPyTorchExamples)
+      throw Error(
+          "--architecture pytorch_examples is for imported models (unbounded output, no tanh): fine-tune "
+          "one with --init-model IMPORTED.safetensors, or train johnson or compact");
   }
   // A resumed run is the checkpoint's network unless told otherwise (then resume() checks they agree).
   if (args.count("resume") && !args.count("architecture"))

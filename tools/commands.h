@@ -16,6 +16,7 @@ int runTrain(int argc, char** argv);
 int runImage(int argc, char** argv);
 int runEval(int argc, char** argv);
 int runBlend(int argc, char** argv);
+int runImport(int argc, char** argv);
 int runVideo(int argc, char** argv);
 int runLive(int argc, char** argv);
 int benchVideo(const cxxopts::ParseResult& args);

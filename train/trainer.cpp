@@ -91,7 +91,7 @@ LossTerms Trainer::step(const torch::Tensor& content) {
   torch::Tensor pre;
   const torch::Tensor output = net_->forward(content, &pre);
   LossTerms terms = loss_(output, loss_.contentTargets(content));
-  if (options_.saturationWeight > 0)
+  if (options_.saturationWeight > 0 && pre.defined())  // undefined: an unbounded (imported) network
     terms.total = terms.total + options_.saturationWeight * torch::relu(pre.abs() - 2.5).pow(2).mean();
   if (options_.temporalWeight > 0) {
     // A second pass on a moved, noisy copy; the loss asks it to match the moved output of the first.

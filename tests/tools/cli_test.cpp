@@ -92,6 +92,33 @@ TEST(Cli, OutputsNeverOverwriteAnInputAndStrayArgumentsAreErrors) {
   EXPECT_NE(lastLine(extra.output).find("unexpected argument \"leftover\""), std::string::npos) << extra.output;
 }
 
+// A pytorch/examples model (the .pth fixture) imported, then run by `stylize image` unchanged, with the
+// options of our own models; the import's errors are one line and write nothing.
+TEST(Cli, ImportedModelsRunLikeOurOwn) {
+  namespace fs = std::filesystem;
+  test::TempDir dir;
+  const fs::path fixture = test::sourceDir() / "tests" / "nets" / "fixtures" / "pytorch_examples.pth";
+  const std::string model = (dir / "candy.safetensors").string();
+  const auto imported = test::runStylize("import '" + fixture.string() + "' -o '" + model + "'", dir / "cache");
+  ASSERT_EQ(imported.exitCode, 0) << imported.output;
+  EXPECT_NE(imported.output.find("8 wide, 5 residual blocks, from pth"), std::string::npos) << imported.output;
+  saveImage(dir / "photo.png", torch::rand({3, 37, 29}));
+  const auto run = test::runStylize("image --model '" + model + "' --preserve-colors --strength 0.8 '" +
+                                        (dir / "photo.png").string() + "' -o '" + (dir / "out.png").string() + "'",
+                                    dir / "cache");
+  ASSERT_EQ(run.exitCode, 0) << run.output;
+  EXPECT_EQ(loadImage(dir / "out.png").sizes(), (std::vector<int64_t>{3, 37, 29}));
+
+  const auto missing = test::runStylize(
+      "import '" + (dir / "none.pth").string() + "' -o '" + (dir / "x.safetensors").string() + "'", dir / "cache");
+  EXPECT_EQ(missing.exitCode, 1);
+  EXPECT_NE(missing.output.find("none.pth: no such file"), std::string::npos) << missing.output;
+  const auto noOutput = test::runStylize("import '" + fixture.string() + "'", dir / "cache");
+  EXPECT_EQ(noOutput.exitCode, 1);
+  EXPECT_NE(noOutput.output.find("-o OUTPUT.safetensors is required"), std::string::npos) << noOutput.output;
+  EXPECT_FALSE(fs::exists(dir / "x.safetensors"));
+}
+
 TEST(Cli, OptimizeErrorsAreOneLineAndNameTheProblem) {
   test::TempDir dir;
   saveImage(dir / "c.png", torch::rand({3, 40, 40}));
@@ -313,8 +340,8 @@ TEST_F(TrainCli, SigkillAtRandomMomentsLosesAtMostOneIntervalAndResumesToTheSame
     // mid-checkpoint, wherever that lands.
     const int64_t target = std::min<int64_t>(23, logged + 1 + int64_t(random() % 4));
     const double delay = double(random() % 50) / 1000;
-    SCOPED_TRACE(fmt::format("attempt {}: from iteration {}, kill {:.3f} s after row {}", attempt, logged, delay,
-                             target));
+    SCOPED_TRACE(
+        fmt::format("attempt {}: from iteration {}, kill {:.3f} s after row {}", attempt, logged, delay, target));
     r = runStylize(args + (resume ? " --resume " + (dir / "m.ckpt.safetensors").string() : ""), dir.path(),
                    target <= logged
                        ? ""
