@@ -43,3 +43,6 @@ find_package(SDL2 QUIET)
 set(STYLIZE_HAVE_SDL2 ${SDL2_FOUND})
 
 message(STATUS "Stylize: OpenCV ${STYLIZE_HAVE_OPENCV}, FFmpeg ${STYLIZE_HAVE_VIDEO}, SDL2 ${STYLIZE_HAVE_SDL2}")
+
+# ONNX (libonnx-dev): `stylize import` of .onnx files and `stylize export`.
+find_package(ONNX CONFIG QUIET)

@@ -32,4 +32,17 @@ std::vector<NamedTensor> readPthStateDict(const std::filesystem::path& file);
 std::vector<NamedTensor> readOnnxParameters(const std::filesystem::path& file);
 bool onnxSupported();  // built with libonnx-dev
 
+// Writes the model as ONNX (opset 13) that other runtimes run without Stylize: OpenCV's DNN module,
+// onnxruntime, onnxruntime-web. Input "input" and output "output" are [N, 3, H, W] RGB in 0..1, as Stylize's
+// own; height and width are dynamic (the reflection margin and crop are computed in the graph from the
+// input's shape) unless fixedHeight/fixedWidth are given, which makes every pad a constant (runtimes
+// without shape arithmetic, e.g. OpenCV 4.6). The upsampling layers are written as Resize (nearest) + the
+// padded conv, every architecture the same way. fp16: weights, input and output in half precision.
+// Passed through ONNX's checker before the file is (atomically) written.
+struct OnnxExportOptions {
+  bool fp16 = false;
+  int64_t fixedHeight = 0, fixedWidth = 0;  // 0: dynamic
+};
+void exportOnnx(TransformerNet& net, const std::filesystem::path& path, const OnnxExportOptions& options = {});
+
 }  // namespace stylize

@@ -5,13 +5,6 @@
 namespace F = torch::nn::functional;
 
 namespace stylize {
-namespace {
-
-// Reflection margin around the input: the network's border pixels then see image content, not padding.
-constexpr int64_t kMargin = 8;
-
-}  // namespace
-
 std::string architectureName(Architecture architecture) {
   switch (architecture) {
     case Architecture::kCompact:

@@ -40,6 +40,9 @@ class TransformerNetImpl : public torch::nn::Module {
  public:
   // Inputs smaller than this on either side are rejected: the two stride-2 stages need room.
   static constexpr int64_t kMinSide = 16;
+  // Reflection margin around the input (Johnson and compact): border pixels then see image content, not
+  // padding.
+  static constexpr int64_t kMargin = 8;
 
   explicit TransformerNetImpl(TransformerConfig config = {});
   const TransformerConfig& config() const { return config_; }

@@ -17,6 +17,7 @@ int runImage(int argc, char** argv);
 int runEval(int argc, char** argv);
 int runBlend(int argc, char** argv);
 int runImport(int argc, char** argv);
+int runExport(int argc, char** argv);
 int runVideo(int argc, char** argv);
 int runLive(int argc, char** argv);
 int benchVideo(const cxxopts::ParseResult& args);

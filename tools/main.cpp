@@ -24,6 +24,7 @@ commands:
   live       stylize a webcam or video live in a window, switch styles with keys
   blend      average models fine-tuned from one parent into one (a model soup)
   import     convert pytorch/examples' .pth and the ONNX zoo's .onnx style models into Stylize models
+  export     write a Stylize model as ONNX, for OpenCV, onnxruntime and the browser
   eval       measure finished outputs (eval loss: perceptual loss; eval flicker: warping error of a video)
   bench      measure speed against PyTorch on this machine (bench optimize, transformer, video, live)
 
@@ -35,6 +36,7 @@ examples:
   stylize live --camera /dev/video0 --model starry.safetensors --model wave.safetensors
   stylize blend steady.safetensors textured.safetensors -o mix.safetensors
   stylize import candy.pth -o candy.safetensors
+  stylize export starry.safetensors -o starry.onnx
   stylize eval loss --content photo.jpg --style starry_night.jpg --image out.jpg
   stylize eval flicker input.mp4 output.mp4
   stylize bench optimize
@@ -78,6 +80,7 @@ int main(int argc, char** argv) {
 #endif
     if (command == "blend") return stylize::cli::runBlend(argc - 1, argv + 1);
     if (command == "import") return stylize::cli::runImport(argc - 1, argv + 1);
+    if (command == "export") return stylize::cli::runExport(argc - 1, argv + 1);
     if (command == "eval") return stylize::cli::runEval(argc - 1, argv + 1);
     if (command == "bench") return stylize::cli::runBench(argc - 1, argv + 1);
     if (command == "--version") {
