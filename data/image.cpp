@@ -98,8 +98,11 @@ torch::Tensor resizeOne(const torch::Tensor& image, int64_t height, int64_t widt
 }  // namespace
 
 torch::Tensor loadImage(const fs::path& path, int64_t maxPixels) {
-  const std::string bytes = readFile(path);
-  if (bytes.empty()) throw Error(path.string() + ": file is empty");
+  return decodeImage(readFile(path), path.string(), maxPixels);
+}
+
+torch::Tensor decodeImage(const std::string& bytes, const std::string& where, int64_t maxPixels) {
+  if (bytes.empty()) throw Error(where + ": file is empty");
   const cv::Mat buffer(1, static_cast<int>(bytes.size()), CV_8U, const_cast<char*>(bytes.data()));
   // IMREAD_COLOR applies EXIF orientation but drops alpha and depth, so JPEG (which has neither) goes
   // that way and every other format is decoded unchanged to keep alpha and 16-bit data.
@@ -111,12 +114,12 @@ torch::Tensor loadImage(const fs::path& path, int64_t maxPixels) {
   } catch (const cv::Exception&) {
     decoded.release();
   }
-  if (decoded.empty()) throw Error(path.string() + ": not a readable image (corrupt or unsupported format)");
+  if (decoded.empty()) throw Error(where + ": not a readable image (corrupt or unsupported format)");
   if (static_cast<int64_t>(decoded.rows) * decoded.cols > maxPixels)
-    throw Error(path.string() + ": " + std::to_string(decoded.cols) + "x" + std::to_string(decoded.rows) +
+    throw Error(where + ": " + std::to_string(decoded.cols) + "x" + std::to_string(decoded.rows) +
                 " exceeds the limit of " + std::to_string(maxPixels / 1'000'000) + " megapixels");
   if (decoded.depth() != CV_8U && decoded.depth() != CV_16U && decoded.depth() != CV_32F)
-    throw Error(path.string() + ": unsupported sample depth");
+    throw Error(where + ": unsupported sample depth");
   return matToTensor(decoded);
 }
 

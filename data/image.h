@@ -13,6 +13,9 @@ constexpr int64_t kDefaultMaxImagePixels = 100'000'000;
 // becomes RGB, alpha is composited over white, 16-bit is scaled to [0, 1]. Throws Error naming the file
 // when it is missing, empty, undecodable or larger than `maxPixels`.
 torch::Tensor loadImage(const std::filesystem::path& path, int64_t maxPixels = kDefaultMaxImagePixels);
+// The same from a file's bytes; `where` names it in errors.
+torch::Tensor decodeImage(const std::string& bytes, const std::string& where,
+                          int64_t maxPixels = kDefaultMaxImagePixels);
 
 // Format from the extension; written to a temporary name and renamed, so a failure leaves nothing.
 void saveImage(const std::filesystem::path& path, const torch::Tensor& image, int jpegQuality = 95);

@@ -2,6 +2,8 @@
 
 #include <torch/cuda.h>
 
+#include <cstring>
+
 extern "C" {
 #include <libavdevice/avdevice.h>
 #include <libavutil/hwcontext.h>
@@ -36,7 +38,39 @@ VideoDecoder::VideoDecoder(const std::string& url, const ReadOptions& options) :
   AVDictionary* dict = nullptr;
   for (const auto& [key, value] : options.demuxerOptions) av_dict_set(&dict, key.c_str(), value.c_str(), 0);
   AVFormatContext* raw = nullptr;
-  const int opened = avformat_open_input(&raw, url.c_str(), demuxer, &dict);
+  if (options.memory) {
+    memory_.bytes = options.memory;
+    constexpr int kBufferSize = 1 << 16;
+    auto* buffer = static_cast<unsigned char*>(av_malloc(kBufferSize));
+    if (!buffer) throw Error("out of memory opening " + url);
+    auto read = [](void* opaque, uint8_t* to, int size) -> int {
+      auto* m = static_cast<MemoryReader*>(opaque);
+      const int64_t left = int64_t(m->bytes->size()) - m->position;
+      if (left <= 0) return AVERROR_EOF;
+      const int n = int(std::min<int64_t>(size, left));
+      std::memcpy(to, m->bytes->data() + m->position, size_t(n));
+      m->position += n;
+      return n;
+    };
+    auto seek = [](void* opaque, int64_t offset, int whence) -> int64_t {
+      auto* m = static_cast<MemoryReader*>(opaque);
+      const int64_t size = int64_t(m->bytes->size());
+      if (whence == AVSEEK_SIZE) return size;
+      const int64_t base = (whence & 3) == SEEK_CUR ? m->position : (whence & 3) == SEEK_END ? size : 0;
+      if (offset > size || offset < -size || base + offset < 0 || base + offset > size) return AVERROR(EINVAL);
+      return m->position = base + offset;
+    };
+    memoryIo_.reset(avio_alloc_context(buffer, kBufferSize, 0, &memory_, read, nullptr, seek));
+    if (!memoryIo_) {
+      av_free(buffer);
+      throw Error("out of memory opening " + url);
+    }
+    raw = avformat_alloc_context();
+    if (!raw) throw Error("out of memory opening " + url);
+    raw->pb = memoryIo_.get();
+    raw->flags |= AVFMT_FLAG_CUSTOM_IO;
+  }
+  const int opened = avformat_open_input(&raw, options.memory ? "" : url.c_str(), demuxer, &dict);
   av_dict_free(&dict);  // what is left are options the demuxer did not know
   if (opened < 0) {
     const std::string why = opened == AVERROR_INVALIDDATA ? "not a video FFmpeg can read (empty, truncated or another "

@@ -38,6 +38,9 @@ struct ReadOptions {
   // to software decoding, with VideoInfo::decodeNote saying why when CUDA was asked for explicitly.
   HwAccel hwaccel = HwAccel::kNone;
   int cudaDevice = 0;
+  // Read these bytes instead of opening the url (which then only names the input in messages): for
+  // fuzzing the demuxers and decoders without files. Must outlive the decoder.
+  const std::string* memory = nullptr;
 };
 
 class VideoDecoder {
@@ -79,6 +82,13 @@ class VideoDecoder {
 
   std::string url_;
   ReadOptions options_;
+  // ReadOptions::memory as an AVIOContext; declared before format_ so that it is freed after it.
+  struct MemoryReader {
+    const std::string* bytes = nullptr;
+    int64_t position = 0;
+  };
+  MemoryReader memory_;
+  av::IOContextPtr memoryIo_;
   av::InputFormatPtr format_;
   av::CodecContextPtr codec_;
   av::SwsPtr sws_;

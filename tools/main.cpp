@@ -1,6 +1,7 @@
 // stylize: one binary, one subcommand per job.
 #include <malloc.h>
 #include <torch/torch.h>
+#include <unistd.h>
 
 #include <csignal>
 #include <cstdlib>
@@ -56,6 +57,22 @@ void keepFreedMemoryMapped() {
   mallopt(M_TRIM_THRESHOLD, 1 << 30);   // and freed heap memory stays mapped
 }
 
+// LibTorch's OpenMP threads spin while they wait for the next parallel region (libgomp's default). When
+// anything else wants the cores (the decoder and encoder threads of `stylize video` and `live`, a second
+// job), a spinning thread holds the core its teammate needs and every region waits for the scheduler:
+// measured on 2 cores with a second job running, the compact model's 640x480 forward pass took 789-859 ms
+// with two threads against 85-187 ms with passive waiting (issue 23). libgomp reads OMP_WAIT_POLICY once,
+// when it is loaded, before main(); so stylize sets it and executes itself again, once. A user's own
+// OMP_WAIT_POLICY is kept; STYLIZE_OMP=active keeps libgomp's default, for comparisons.
+void waitForWorkAsleep(char** argv) {
+  if (std::getenv("OMP_WAIT_POLICY")) return;  // the user's choice, or already re-executed
+  const char* choice = std::getenv("STYLIZE_OMP");
+  if (choice && std::strcmp(choice, "active") == 0) return;
+  setenv("OMP_WAIT_POLICY", "PASSIVE", 1);
+  execv("/proc/self/exe", argv);  // returns only if it failed: run on as we are
+  unsetenv("OMP_WAIT_POLICY");
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -63,6 +80,7 @@ int main(int argc, char** argv) {
     std::cout << kUsage;
     return argc < 2 ? 2 : 0;
   }
+  waitForWorkAsleep(argv);
   keepFreedMemoryMapped();
   const std::string command = argv[1];
   // A file-size limit (ulimit -f) must be a write error (EFBIG) that removes the temporary output and

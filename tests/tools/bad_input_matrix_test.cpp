@@ -336,7 +336,9 @@ TEST_P(BadInputMatrix, GivesWhatItMust) {
   }
   ASSERT_EQ(r.exitCode, 0) << r.output;
   const Expect& e = c.expect;
-  if (!e.note.empty()) EXPECT_NE(r.output.find(e.note), std::string::npos) << r.output;
+  if (!e.note.empty()) {
+    EXPECT_NE(r.output.find(e.note), std::string::npos) << r.output;
+  }
   const auto out = test::readVideoContents(dir_ / c.output);
   const bool oneFile = c.input.find('%') == std::string::npos;
   const auto in = oneFile ? test::readVideoContents(dir_ / c.input) : test::VideoContents{};
@@ -349,7 +351,9 @@ TEST_P(BadInputMatrix, GivesWhatItMust) {
   // MP4, AVI and MPEG-TS tag MPEG audio layers 2 and 3 alike: FFmpeg reads MP2 back as "mp3" from some.
   const auto mpegAudio = [](std::string codec) { return codec == "mp2" ? std::string("mp3") : codec; };
   EXPECT_EQ(mpegAudio(out.audioCodec), mpegAudio(e.audioCodec == "input" ? in.audioCodec : e.audioCodec));
-  if (!e.audioCodec.empty()) EXPECT_FALSE(out.audioPackets.empty());
+  if (!e.audioCodec.empty()) {
+    EXPECT_FALSE(out.audioPackets.empty());
+  }
   EXPECT_EQ(out.subtitleCodec, e.subtitleCodec);
   EXPECT_EQ(out.subtitlePackets, e.subtitlePackets < 0 ? in.subtitlePackets : e.subtitlePackets);
   EXPECT_NEAR(std::abs(out.rotation), e.rotation, 1e-6);
