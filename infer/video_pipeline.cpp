@@ -95,7 +95,9 @@ VideoReport stylizeVideo(Stylizer& stylizer, const VideoJob& job, const VideoCal
   VideoEncoder encoder(job.output, decoder, job.write);
   const std::optional<YuvFormat> encoderYuv = tensorColor ? encoder.yuvFormat() : std::nullopt;
   const VideoInfo& info = decoder.info();
-  const auto [processWidth, processHeight] = processingSize(info.width, info.height, job.size, job.maxSize);
+  // Plain variables, not a structured binding: lambdas below capture them (clang before 16 cannot).
+  const auto processSize = processingSize(info.width, info.height, job.size, job.maxSize);
+  const int processWidth = processSize.first, processHeight = processSize.second;
   if (callbacks.started) callbacks.started(info);
 
   VideoReport report;

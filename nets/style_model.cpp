@@ -1,5 +1,7 @@
 #include "nets/style_model.h"
 
+#include <cstdlib>
+
 #include "data/error.h"
 #include "data/files.h"
 #include "data/safetensors.h"
@@ -35,7 +37,47 @@ void saveStyleModel(const std::filesystem::path& path, TransformerNet& net, nloh
   writeSafetensors(path, file);
 }
 
-StyleModel loadStyleModel(const std::filesystem::path& path) { return parseStyleModel(readFile(path), path.string()); }
+std::vector<std::filesystem::path> modelFolders() {
+  namespace fs = std::filesystem;
+  std::vector<fs::path> folders;
+  if (const char* env = std::getenv("STYLIZE_MODELS"); env && *env) {
+    std::string list = env;
+    for (size_t start = 0, end; start <= list.size(); start = end + 1) {
+      end = std::min(list.find(':', start), list.size());
+      if (end > start) folders.emplace_back(list.substr(start, end - start));
+    }
+  }
+  if (const char* data = std::getenv("XDG_DATA_HOME"); data && *data)
+    folders.push_back(fs::path(data) / "stylize" / "models");
+  else if (const char* home = std::getenv("HOME"); home && *home)
+    folders.push_back(fs::path(home) / ".local" / "share" / "stylize" / "models");
+  std::error_code ec;
+  const fs::path exe = fs::read_symlink("/proc/self/exe", ec);
+  if (!ec) {
+    folders.push_back(exe.parent_path().parent_path() / "share" / "stylize" / "models");  // installed: bin/../share
+    folders.push_back(exe.parent_path().parent_path().parent_path() / "models");          // build/tools/../../models
+  }
+  folders.emplace_back("/usr/share/stylize/models");
+  return folders;
+}
+
+std::filesystem::path findModel(const std::string& nameOrPath) {
+  namespace fs = std::filesystem;
+  const fs::path given(nameOrPath);
+  if (fs::exists(given) || given.has_parent_path()) return given;  // a path: used as it is
+  const std::string file = given.extension() == ".safetensors" ? nameOrPath : nameOrPath + ".safetensors";
+  std::string looked;
+  for (const fs::path& folder : modelFolders()) {
+    if (fs::is_regular_file(folder / file)) return folder / file;
+    looked += (looked.empty() ? "" : ", ") + folder.string();
+  }
+  throw Error(nameOrPath + ": no such model file, and no " + file + " in " + looked);
+}
+
+StyleModel loadStyleModel(const std::filesystem::path& path) {
+  const std::filesystem::path file = findModel(path.string());
+  return parseStyleModel(readFile(file), file.string());
+}
 
 StyleModel parseStyleModel(const std::string& bytes, const std::string& where) {
   Safetensors file = parseSafetensors(bytes, where);

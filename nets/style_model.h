@@ -29,8 +29,15 @@ TransformerConfig architectureFromJson(const nlohmann::json& json, const std::st
 // fp16 halves the file; weights are widened back to fp32 on load. Written atomically.
 void saveStyleModel(const std::filesystem::path& path, TransformerNet& net, nlohmann::json info, bool fp16 = false);
 
+// A model given by name (`--model starry_night`) is looked up as NAME.safetensors in $STYLIZE_MODELS
+// (colon-separated folders), $XDG_DATA_HOME/stylize/models (~/.local/share/stylize/models), the installed
+// share/stylize/models beside the binary (bin/../share), the source tree's models/ when run from a build
+// folder, and /usr/share/stylize/models. Anything with a folder in it, or an existing file, is a path.
+std::vector<std::filesystem::path> modelFolders();
+std::filesystem::path findModel(const std::string& nameOrPath);
+
 // Validates the format, version, architecture and every tensor's name, shape and dtype; throws Error
-// naming the file and the problem.
+// naming the file and the problem. `path` may be a bare model name (findModel).
 StyleModel loadStyleModel(const std::filesystem::path& path);
 // The same from a file's bytes; `where` names it in errors.
 StyleModel parseStyleModel(const std::string& bytes, const std::string& where);

@@ -62,8 +62,12 @@ TEST(Stylizer, FlatFramesKeepTheirColourAndPicturesAreUntouched) {
     const float share = ((out - faded).abs().sum() / (full - faded).abs().sum()).item<float>();
     EXPECT_LE(share, previous + 1e-4) << "level " << level;
     previous = share;
-    if (level >= 0.2) EXPECT_NEAR(share, 1, 1e-4) << "level " << level;
-    if (level <= 0.01) EXPECT_NEAR(share, 0, 1e-6) << "level " << level;
+    if (level >= 0.2) {
+      EXPECT_NEAR(share, 1, 1e-4) << "level " << level;
+    }
+    if (level <= 0.01) {
+      EXPECT_NEAR(share, 0, 1e-6) << "level " << level;
+    }
   }
 }
 
