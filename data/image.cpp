@@ -101,8 +101,26 @@ torch::Tensor loadImage(const fs::path& path, int64_t maxPixels) {
   return decodeImage(readFile(path), path.string(), maxPixels);
 }
 
+namespace {
+// The formats Stylize reads, by their first bytes. OpenCV also carries decoders for DICOM, JPEG 2000, HDR,
+// EXR, Sun raster and more, which a file can reach by its contents alone; the DICOM one aborts the process
+// on malformed input (an assert in GDCM, found by tests/fuzz/image_fuzz.cpp), so only these get through.
+bool isSupportedImage(const std::string& b) {
+  auto starts = [&](const char* magic, size_t n, size_t at = 0) {
+    return b.size() >= at + n && b.compare(at, n, magic, n) == 0;
+  };
+  return starts("\xFF\xD8\xFF", 3) ||                                   // JPEG
+         starts("\x89PNG\r\n\x1A\n", 8) ||                              // PNG
+         (starts("RIFF", 4) && starts("WEBP", 4, 8)) ||                 // WebP
+         starts("BM", 2) ||                                             // BMP
+         starts("II*\0", 4) || starts("MM\0*", 4) ||                    // TIFF
+         (b.size() >= 2 && b[0] == 'P' && b[1] >= '1' && b[1] <= '6');  // PBM/PGM/PPM
+}
+}  // namespace
+
 torch::Tensor decodeImage(const std::string& bytes, const std::string& where, int64_t maxPixels) {
   if (bytes.empty()) throw Error(where + ": file is empty");
+  if (!isSupportedImage(bytes)) throw Error(where + ": not a JPEG, PNG, WebP, BMP, TIFF or PNM image");
   const cv::Mat buffer(1, static_cast<int>(bytes.size()), CV_8U, const_cast<char*>(bytes.data()));
   // IMREAD_COLOR applies EXIF orientation but drops alpha and depth, so JPEG (which has neither) goes
   // that way and every other format is decoded unchanged to keep alpha and 16-bit data.

@@ -92,8 +92,14 @@ TEST(Image, BadInputsGiveOneLineErrorsNamingTheFile) {
   EXPECT_EQ(errorOf([&] { loadImage(missing); }), missing + ": no such file");
   writeFileAtomically(dir / "empty.png", "");
   EXPECT_EQ(errorOf([&] { loadImage(dir / "empty.png"); }), (dir / "empty.png").string() + ": file is empty");
-  writeFileAtomically(dir / "junk.jpg", "\xFF\xD8 this is not really a jpeg");
+  writeFileAtomically(dir / "junk.jpg", "\xFF\xD8\xFF this is not really a jpeg");
   EXPECT_NE(errorOf([&] { loadImage(dir / "junk.jpg"); }).find("not a readable image"), std::string::npos);
+  writeFileAtomically(dir / "text.png", "hello");
+  EXPECT_EQ(errorOf([&] { loadImage(dir / "text.png"); }),
+            (dir / "text.png").string() + ": not a JPEG, PNG, WebP, BMP, TIFF or PNM image");
+  // The fuzzer's find: bytes that OpenCV hands to its DICOM decoder, whose assert aborted the process.
+  const auto dicom = test::sourceDir() / "tests" / "fuzz" / "corpus" / "image" / "gdcm_abort.dcm";
+  EXPECT_NE(errorOf([&] { loadImage(dicom); }).find("not a JPEG, PNG"), std::string::npos);
   EXPECT_NE(errorOf([&] { loadImage(dir.path()); }).find("is a directory"), std::string::npos);
 
   saveImage(dir / "big.png", torch::zeros({3, 40, 50}));
