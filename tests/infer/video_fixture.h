@@ -201,19 +201,56 @@ struct VideoContents {
   int subtitlePackets = 0;                                         // cues with text
 };
 
-inline VideoContents readVideoContents(const std::filesystem::path& path) {
-  VideoContents c;
+// A file opened for decoding its best stream of one type.
+struct OpenedStream {
+  av::InputFormatPtr in;
+  av::CodecContextPtr codec;
+  int index = -1;
+};
+inline OpenedStream openBestStream(const std::filesystem::path& path, AVMediaType type) {
+  OpenedStream s;
   AVFormatContext* raw = nullptr;
   av::check(avformat_open_input(&raw, path.c_str(), nullptr, nullptr), path.string());
-  av::InputFormatPtr in(raw);
-  av::check(avformat_find_stream_info(in.get(), nullptr), path.string());
+  s.in.reset(raw);
+  av::check(avformat_find_stream_info(s.in.get(), nullptr), path.string());
   const AVCodec* decoder = nullptr;
-  const int v = av_find_best_stream(in.get(), AVMEDIA_TYPE_VIDEO, -1, -1, &decoder, 0);
-  av::check(v, path.string());
-  av::CodecContextPtr codec(avcodec_alloc_context3(decoder));
-  avcodec_parameters_to_context(codec.get(), in->streams[v]->codecpar);
-  codec->pkt_timebase = in->streams[v]->time_base;
-  av::check(avcodec_open2(codec.get(), decoder, nullptr), path.string());
+  s.index = av::check(av_find_best_stream(s.in.get(), type, -1, -1, &decoder, 0), path.string());
+  s.codec.reset(avcodec_alloc_context3(decoder));
+  avcodec_parameters_to_context(s.codec.get(), s.in->streams[s.index]->codecpar);
+  s.codec->pkt_timebase = s.in->streams[s.index]->time_base;
+  av::check(avcodec_open2(s.codec.get(), decoder, nullptr), path.string());
+  return s;
+}
+
+// Decodes the stream's frames in order, calling `frame` for each until it returns false.
+template <typename Fn>
+void decodeFrames(OpenedStream& s, Fn&& frame) {
+  av::PacketPtr packet = av::allocPacket();
+  av::FramePtr decoded = av::allocFrame();
+  bool more = true;
+  auto receive = [&] {
+    while (more && avcodec_receive_frame(s.codec.get(), decoded.get()) == 0) {
+      more = frame(*decoded);
+      av_frame_unref(decoded.get());
+    }
+  };
+  while (more && av_read_frame(s.in.get(), packet.get()) >= 0) {
+    if (packet->stream_index == s.index) {
+      avcodec_send_packet(s.codec.get(), packet.get());
+      receive();
+    }
+    av_packet_unref(packet.get());
+  }
+  avcodec_send_packet(s.codec.get(), nullptr);
+  receive();
+}
+
+inline VideoContents readVideoContents(const std::filesystem::path& path) {
+  VideoContents c;
+  OpenedStream opened = openBestStream(path, AVMEDIA_TYPE_VIDEO);
+  av::InputFormatPtr& in = opened.in;
+  av::CodecContextPtr& codec = opened.codec;
+  const int v = opened.index;
   c.width = codec->width;
   c.height = codec->height;
   c.rotation = av::streamRotation(in->streams[v]);
@@ -256,101 +293,56 @@ inline VideoContents readVideoContents(const std::filesystem::path& path) {
 // When the first audio sample louder than `threshold` plays, in seconds on the file's timeline (decoded, so
 // encoder priming and the container's edit list are applied as a player applies them). -1 if never.
 inline double audioOnsetSeconds(const std::filesystem::path& path, double threshold = 0.15) {
-  AVFormatContext* raw = nullptr;
-  av::check(avformat_open_input(&raw, path.c_str(), nullptr, nullptr), path.string());
-  av::InputFormatPtr in(raw);
-  av::check(avformat_find_stream_info(in.get(), nullptr), path.string());
-  const AVCodec* decoder = nullptr;
-  const int a = av_find_best_stream(in.get(), AVMEDIA_TYPE_AUDIO, -1, -1, &decoder, 0);
-  av::check(a, path.string());
-  av::CodecContextPtr codec(avcodec_alloc_context3(decoder));
-  avcodec_parameters_to_context(codec.get(), in->streams[a]->codecpar);
-  codec->pkt_timebase = in->streams[a]->time_base;
-  av::check(avcodec_open2(codec.get(), decoder, nullptr), path.string());
-  struct SwrFree {
-    void operator()(SwrContext* s) const { swr_free(&s); }
-  };
-  std::unique_ptr<SwrContext, SwrFree> toFloat;
-  av::PacketPtr packet = av::allocPacket();
-  av::FramePtr frame = av::allocFrame();
+  OpenedStream s = openBestStream(path, AVMEDIA_TYPE_AUDIO);
+  const double timeBase = av_q2d(s.in->streams[s.index]->time_base);
   double onset = -1;
-  auto receive = [&] {
-    while (onset < 0 && avcodec_receive_frame(codec.get(), frame.get()) == 0) {
-      const double start = frame->best_effort_timestamp * av_q2d(in->streams[a]->time_base);
-      std::vector<float> mono(frame->nb_samples);
-      SwrContext* swr = nullptr;
-      AVChannelLayout layout = AV_CHANNEL_LAYOUT_MONO;
-      av::check(swr_alloc_set_opts2(&swr, &layout, AV_SAMPLE_FMT_FLT, frame->sample_rate, &frame->ch_layout,
-                                    AVSampleFormat(frame->format), frame->sample_rate, 0, nullptr),
-                "test resampler");
-      toFloat.reset(swr);
-      av::check(swr_init(swr), "test resampler");
-      uint8_t* outPlanes[] = {reinterpret_cast<uint8_t*>(mono.data())};
-      const int got = swr_convert(swr, outPlanes, frame->nb_samples, const_cast<const uint8_t**>(frame->extended_data),
-                                  frame->nb_samples);
-      for (int s = 0; s < got && onset < 0; ++s)
-        if (std::abs(mono[s]) > threshold) onset = start + double(s) / frame->sample_rate;
-      av_frame_unref(frame.get());
-    }
-  };
-  while (onset < 0 && av_read_frame(in.get(), packet.get()) >= 0) {
-    if (packet->stream_index == a) {
-      avcodec_send_packet(codec.get(), packet.get());
-      receive();
-    }
-    av_packet_unref(packet.get());
-  }
-  avcodec_send_packet(codec.get(), nullptr);
-  receive();
+  decodeFrames(s, [&](const AVFrame& frame) {
+    SwrContext* raw = nullptr;
+    AVChannelLayout mono = AV_CHANNEL_LAYOUT_MONO;
+    av::check(swr_alloc_set_opts2(&raw, &mono, AV_SAMPLE_FMT_FLT, frame.sample_rate,
+                                  const_cast<AVChannelLayout*>(&frame.ch_layout), AVSampleFormat(frame.format),
+                                  frame.sample_rate, 0, nullptr),
+              "test resampler");
+    std::unique_ptr<SwrContext, void (*)(SwrContext*)> toFloat(raw, [](SwrContext* c) { swr_free(&c); });
+    av::check(swr_init(raw), "test resampler");
+    std::vector<float> samples(frame.nb_samples);
+    uint8_t* planes[] = {reinterpret_cast<uint8_t*>(samples.data())};
+    const int got =
+        swr_convert(raw, planes, frame.nb_samples, const_cast<const uint8_t**>(frame.extended_data), frame.nb_samples);
+    for (int i = 0; i < got; ++i)
+      if (std::abs(samples[i]) > threshold) {
+        onset = frame.best_effort_timestamp * timeBase + double(i) / frame.sample_rate;
+        return false;
+      }
+    return true;
+  });
   return onset;
 }
 
 // When the picture changes most from one frame to the next (a cut in an otherwise still clip), in seconds
 // on the file's timeline: the frame with the largest mean absolute luma difference to the one before.
 inline double biggestPictureChangeSeconds(const std::filesystem::path& path) {
-  AVFormatContext* raw = nullptr;
-  av::check(avformat_open_input(&raw, path.c_str(), nullptr, nullptr), path.string());
-  av::InputFormatPtr in(raw);
-  av::check(avformat_find_stream_info(in.get(), nullptr), path.string());
-  const AVCodec* decoder = nullptr;
-  const int v = av_find_best_stream(in.get(), AVMEDIA_TYPE_VIDEO, -1, -1, &decoder, 0);
-  av::check(v, path.string());
-  av::CodecContextPtr codec(avcodec_alloc_context3(decoder));
-  avcodec_parameters_to_context(codec.get(), in->streams[v]->codecpar);
-  codec->pkt_timebase = in->streams[v]->time_base;
-  av::check(avcodec_open2(codec.get(), decoder, nullptr), path.string());
-  av::PacketPtr packet = av::allocPacket();
-  av::FramePtr frame = av::allocFrame();
+  OpenedStream s = openBestStream(path, AVMEDIA_TYPE_VIDEO);
+  const double timeBase = av_q2d(s.in->streams[s.index]->time_base);
   std::vector<uint8_t> previous;
   double biggest = -1, when = -1;
-  auto receive = [&] {
-    while (avcodec_receive_frame(codec.get(), frame.get()) == 0) {
-      std::vector<uint8_t> luma;  // the first plane: luma for every YUV format the pipeline writes
-      for (int y = 0; y < frame->height; ++y) {
-        const uint8_t* row = frame->data[0] + y * frame->linesize[0];
-        luma.insert(luma.end(), row, row + frame->width);
-      }
-      if (!previous.empty()) {
-        double sum = 0;
-        for (size_t i = 0; i < luma.size(); ++i) sum += std::abs(int(luma[i]) - int(previous[i]));
-        if (sum > biggest) {
-          biggest = sum;
-          when = frame->best_effort_timestamp * av_q2d(in->streams[v]->time_base);
-        }
-      }
-      previous = std::move(luma);
-      av_frame_unref(frame.get());
+  decodeFrames(s, [&](const AVFrame& frame) {
+    std::vector<uint8_t> luma;  // the first plane: luma for every YUV format the pipeline writes
+    for (int y = 0; y < frame.height; ++y) {
+      const uint8_t* row = frame.data[0] + y * frame.linesize[0];
+      luma.insert(luma.end(), row, row + frame.width);
     }
-  };
-  while (av_read_frame(in.get(), packet.get()) >= 0) {
-    if (packet->stream_index == v) {
-      avcodec_send_packet(codec.get(), packet.get());
-      receive();
+    if (!previous.empty()) {
+      double sum = 0;
+      for (size_t i = 0; i < luma.size(); ++i) sum += std::abs(int(luma[i]) - int(previous[i]));
+      if (sum > biggest) {
+        biggest = sum;
+        when = frame.best_effort_timestamp * timeBase;
+      }
     }
-    av_packet_unref(packet.get());
-  }
-  avcodec_send_packet(codec.get(), nullptr);
-  receive();
+    previous = std::move(luma);
+    return true;
+  });
   return when;
 }
 
