@@ -9,7 +9,8 @@ namespace stylize {
 
 constexpr int64_t kDefaultMaxImagePixels = 100'000'000;
 
-// JPEG, PNG, WebP, BMP, TIFF (whatever this OpenCV decodes). EXIF orientation is applied, grayscale
+// JPEG, PNG, WebP, BMP, TIFF or PNM, recognised by their first bytes (OpenCV's other decoders are not
+// reached: its DICOM one aborts on malformed input). EXIF orientation is applied, grayscale
 // becomes RGB, alpha is composited over white, 16-bit is scaled to [0, 1]. Throws Error naming the file
 // when it is missing, empty, undecodable or larger than `maxPixels`.
 torch::Tensor loadImage(const std::filesystem::path& path, int64_t maxPixels = kDefaultMaxImagePixels);

@@ -141,11 +141,11 @@ std::optional<YuvPlanes> framePlanes(const AVFrame& frame, int cudaDevice) {
 YuvFormat frameYuvFormat(const AVFrame& frame) {
   const auto format = static_cast<AVPixelFormat>(frame.format);
   YuvFormat yuv;
-  const int space = swsColorspace(frame.colorspace, frame.height);
+  const int space = swsColorspace(colorSpaceOf(frame.colorspace), frame.height);
   yuv.matrix = space == SWS_CS_BT2020   ? YuvFormat::Matrix::kBt2020
                : space == SWS_CS_ITU709 ? YuvFormat::Matrix::kBt709
                                         : YuvFormat::Matrix::kBt601;
-  yuv.fullRange = frame.color_range == AVCOL_RANGE_JPEG || format == AV_PIX_FMT_YUVJ420P;
+  yuv.fullRange = colorRangeOf(frame.color_range) == AVCOL_RANGE_JPEG || format == AV_PIX_FMT_YUVJ420P;
   yuv.bits = format == AV_PIX_FMT_YUV420P10LE || format == AV_PIX_FMT_P010LE ? 10 : 8;
   return yuv;
 }

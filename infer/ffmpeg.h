@@ -12,6 +12,7 @@ extern "C" {
 #include <libswscale/swscale.h>
 }
 
+#include <cstring>
 #include <memory>
 #include <optional>
 #include <string>
@@ -55,6 +56,27 @@ using FramePtr = std::unique_ptr<AVFrame, FrameDeleter>;
 using PacketPtr = std::unique_ptr<AVPacket, PacketDeleter>;
 using SwsPtr = std::unique_ptr<SwsContext, SwsDeleter>;
 using IOContextPtr = std::unique_ptr<AVIOContext, IOContextDeleter>;
+
+// A colour tag as a stream gave it. A corrupt stream can carry any number there, and loading a value outside
+// the enum through the enum type is undefined behaviour (the video fuzz target found a colour space of 243):
+// the bits are read as an int, and anything outside [0, count) becomes `fallback` (unspecified).
+template <typename Enum>
+Enum checkedTag(const Enum& tag, int count, Enum fallback) {
+  static_assert(sizeof(Enum) == sizeof(int), "libav's colour enums are ints");
+  int value = 0;
+  std::memcpy(&value, &tag, sizeof value);
+  return value >= 0 && value < count ? static_cast<Enum>(value) : fallback;
+}
+inline AVColorSpace colorSpaceOf(const AVColorSpace& t) { return checkedTag(t, AVCOL_SPC_NB, AVCOL_SPC_UNSPECIFIED); }
+inline AVColorRange colorRangeOf(const AVColorRange& t) {
+  return checkedTag(t, AVCOL_RANGE_NB, AVCOL_RANGE_UNSPECIFIED);
+}
+inline AVColorPrimaries colorPrimariesOf(const AVColorPrimaries& t) {
+  return checkedTag(t, AVCOL_PRI_NB, AVCOL_PRI_UNSPECIFIED);
+}
+inline AVColorTransferCharacteristic colorTransferOf(const AVColorTransferCharacteristic& t) {
+  return checkedTag(t, AVCOL_TRC_NB, AVCOL_TRC_UNSPECIFIED);
+}
 
 // Allocation that throws instead of returning null.
 FramePtr allocFrame();

@@ -320,9 +320,9 @@ bool VideoDecoder::rewind() {
 
 av::FramePtr VideoDecoder::toRgb(const AVFrame& frame) {
   const auto format = static_cast<AVPixelFormat>(frame.format);
-  const bool fullRange = frame.color_range == AVCOL_RANGE_JPEG || format == AV_PIX_FMT_YUVJ420P ||
+  const bool fullRange = av::colorRangeOf(frame.color_range) == AVCOL_RANGE_JPEG || format == AV_PIX_FMT_YUVJ420P ||
                          format == AV_PIX_FMT_YUVJ422P || format == AV_PIX_FMT_YUVJ444P;
-  const int space = av::swsColorspace(frame.colorspace, frame.height);
+  const int space = av::swsColorspace(av::colorSpaceOf(frame.colorspace), frame.height);
   if (!sws_ || frame.width != swsWidth_ || frame.height != swsHeight_ || frame.format != swsFormat_ ||
       space != swsSpace_ || int(fullRange) != swsRange_) {
     // Same size: the full chroma interpolation and accurate rounding keep colours exact. Scaling (a camera

@@ -108,15 +108,15 @@ VideoEncoder::VideoEncoder(const fs::path& path, const VideoDecoder& source, con
   codec_->sample_aspect_ratio = info.sampleAspect;
   codec_->thread_count = 0;
   // Tag the colours as we convert them, so players decode the stylized frames with the same matrix.
-  const AVColorSpace space = inVideo->codecpar->color_space != AVCOL_SPC_UNSPECIFIED
-                                 ? inVideo->codecpar->color_space
-                                 : (info.height >= 720 ? AVCOL_SPC_BT709 : AVCOL_SPC_SMPTE170M);
+  const AVColorSpace tagged = av::colorSpaceOf(inVideo->codecpar->color_space);
+  const AVColorSpace space =
+      tagged != AVCOL_SPC_UNSPECIFIED ? tagged : (info.height >= 720 ? AVCOL_SPC_BT709 : AVCOL_SPC_SMPTE170M);
   const bool yuv = !(av_pix_fmt_desc_get(pixFmt)->flags & (AV_PIX_FMT_FLAG_RGB | AV_PIX_FMT_FLAG_PAL));
   if (yuv) {
     codec_->colorspace = space;
     codec_->color_range = AVCOL_RANGE_MPEG;
-    codec_->color_primaries = inVideo->codecpar->color_primaries;
-    codec_->color_trc = inVideo->codecpar->color_trc;
+    codec_->color_primaries = av::colorPrimariesOf(inVideo->codecpar->color_primaries);
+    codec_->color_trc = av::colorTransferOf(inVideo->codecpar->color_trc);
   }
   if (format_->oformat->flags & AVFMT_GLOBALHEADER) codec_->flags |= AV_CODEC_FLAG_GLOBAL_HEADER;
   const std::string name = encoder->name;

@@ -9,6 +9,7 @@
 #include <iostream>
 
 #include "data/error.h"
+#include "data/image.h"
 #include "tools/commands.h"
 
 namespace {
@@ -57,20 +58,29 @@ void keepFreedMemoryMapped() {
   mallopt(M_TRIM_THRESHOLD, 1 << 30);   // and freed heap memory stays mapped
 }
 
-// LibTorch's OpenMP threads spin while they wait for the next parallel region (libgomp's default). When
-// anything else wants the cores (the decoder and encoder threads of `stylize video` and `live`, a second
-// job), a spinning thread holds the core its teammate needs and every region waits for the scheduler:
-// measured on 2 cores with a second job running, the compact model's 640x480 forward pass took 789-859 ms
-// with two threads against 85-187 ms with passive waiting (issue 23). libgomp reads OMP_WAIT_POLICY once,
-// when it is loaded, before main(); so stylize sets it and executes itself again, once. A user's own
-// OMP_WAIT_POLICY is kept; STYLIZE_OMP=active keeps libgomp's default, for comparisons.
-void waitForWorkAsleep(char** argv) {
-  if (std::getenv("OMP_WAIT_POLICY")) return;  // the user's choice, or already re-executed
-  const char* choice = std::getenv("STYLIZE_OMP");
-  if (choice && std::strcmp(choice, "active") == 0) return;
-  setenv("OMP_WAIT_POLICY", "PASSIVE", 1);
-  execv("/proc/self/exe", argv);  // returns only if it failed: run on as we are
-  unsetenv("OMP_WAIT_POLICY");
+// Settings that libraries read once, when they are loaded, before main(): stylize sets them and executes
+// itself again, once (the PID stays the same). A user's own values are kept.
+// - OMP_WAIT_POLICY=PASSIVE: LibTorch's OpenMP threads spin while they wait for the next parallel region
+//   (libgomp's default). When anything else wants the cores (the decoder and encoder threads of `stylize
+//   video` and `live`, a second job), a spinning thread holds the core its teammate needs and every region
+//   waits for the scheduler: on 2 cores with a second job running, the compact model's 640x480 forward pass
+//   took 789-859 ms with two threads against 85-187 ms with passive waiting (issue 23). STYLIZE_OMP=active
+//   keeps libgomp's default, for comparisons.
+// - OPENCV_IO_MAX_IMAGE_PIXELS: OpenCV allocates what an image header claims before decoding, up to 2^30
+//   pixels by default (a 488-byte TIFF asked for 6.4 GB: the image fuzz target's find); ours is the limit
+//   stylize itself applies (data/image.h).
+void setLoadTimeSettings(char** argv) {
+  bool changed = false;
+  const char* omp = std::getenv("STYLIZE_OMP");
+  if (!std::getenv("OMP_WAIT_POLICY") && !(omp && std::strcmp(omp, "active") == 0)) {
+    setenv("OMP_WAIT_POLICY", "PASSIVE", 1);
+    changed = true;
+  }
+  if (!std::getenv("OPENCV_IO_MAX_IMAGE_PIXELS")) {
+    setenv("OPENCV_IO_MAX_IMAGE_PIXELS", std::to_string(stylize::kDefaultMaxImagePixels).c_str(), 1);
+    changed = true;
+  }
+  if (changed) execv("/proc/self/exe", argv);  // returns only if it failed: run on as we are
 }
 
 }  // namespace
@@ -80,7 +90,7 @@ int main(int argc, char** argv) {
     std::cout << kUsage;
     return argc < 2 ? 2 : 0;
   }
-  waitForWorkAsleep(argv);
+  setLoadTimeSettings(argv);
   keepFreedMemoryMapped();
   const std::string command = argv[1];
   // A file-size limit (ulimit -f) must be a write error (EFBIG) that removes the temporary output and
