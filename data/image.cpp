@@ -108,6 +108,9 @@ namespace {
 // EXR, Sun raster and more, which a file can reach by its contents alone; the DICOM one aborts the process
 // on malformed input (an assert in GDCM, found by tests/fuzz/image_fuzz.cpp), so only these get through.
 bool isSupportedImage(const std::string& b) {
+  // OpenCV picks its decoder by signature, and DICOM's ("DICM" at byte 128) is checked before WebP's and
+  // others': a file that starts like a WebP with DICM at 128 still reached the aborting decoder.
+  if (b.size() >= 132 && b.compare(128, 4, "DICM") == 0) return false;
   auto starts = [&](const char* magic, size_t n, size_t at = 0) {
     return b.size() >= at + n && b.compare(at, n, magic, n) == 0;
   };

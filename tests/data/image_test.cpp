@@ -100,6 +100,9 @@ TEST(Image, BadInputsGiveOneLineErrorsNamingTheFile) {
   // The fuzzer's find: bytes that OpenCV hands to its DICOM decoder, whose assert aborted the process.
   const auto dicom = test::sourceDir() / "tests" / "fuzz" / "corpus" / "image" / "gdcm_abort.dcm";
   EXPECT_NE(errorOf([&] { loadImage(dicom); }).find("not a JPEG, PNG"), std::string::npos);
+  // A WebP (by its first bytes) with DICOM's signature at byte 128: OpenCV would still pick DICOM.
+  const auto disguised = test::sourceDir() / "tests" / "fuzz" / "corpus" / "image" / "webp_with_dicm_at_128.webp";
+  EXPECT_NE(errorOf([&] { loadImage(disguised); }).find("not a JPEG, PNG"), std::string::npos);
   EXPECT_NE(errorOf([&] { loadImage(dir.path()); }).find("is a directory"), std::string::npos);
 
   saveImage(dir / "big.png", torch::zeros({3, 40, 50}));
