@@ -23,9 +23,9 @@ struct NamedTensor {
 StyleModel importModel(const std::filesystem::path& file);
 
 // The parts, for tests and for `stylize import`'s messages:
-// a .pth state_dict's floating-point tensors by name. LibTorch's unpickler first; where it cannot read the
-// file (the legacy format of 2017's files, an OrderedDict it returns as None) PyTorch's own torch.load in a
-// Python child process ($STYLIZE_PYTHON, else /usr/bin/python3, else python3 on PATH).
+// a .pth state_dict's floating-point tensors by name, read by PyTorch's own torch.load (weights_only) in a
+// Python child process ($STYLIZE_PYTHON, else /usr/bin/python3, else python3 on PATH): LibTorch's reader
+// cannot read these files (see model_import.cpp).
 std::vector<NamedTensor> readPthStateDict(const std::filesystem::path& file);
 // An ONNX graph's Conv and InstanceNormalization parameters in graph order (the zoo's names are numbers);
 // throws when the graph is not the pytorch/examples network (zero-padded convs, a different layer order).
