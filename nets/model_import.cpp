@@ -6,7 +6,6 @@
 #include <unistd.h>
 
 #include <cstdlib>
-#include <fstream>
 #include <map>
 
 #include "data/error.h"
@@ -20,8 +19,8 @@ namespace fs = std::filesystem;
 
 namespace {
 
-// Where LibTorch cannot read a .pth, PyTorch's own torch.load does; weights_only (PyTorch ≥ 1.13) refuses
-// pickled code, so a model file from the internet cannot run anything. Writes float32 safetensors.
+// PyTorch's own torch.load reads the .pth; weights_only (PyTorch ≥ 1.13) refuses pickled code, so a model
+// file from the internet cannot run anything. Writes float32 safetensors.
 constexpr const char* kPthConverter = R"PY(
 import json, struct, sys
 import torch
@@ -142,13 +141,6 @@ TransformerNet buildNetwork(const std::vector<NamedTensor>& values, int64_t widt
   return net;
 }
 
-std::string readBytes(const fs::path& file) {
-  std::ifstream in(file, std::ios::binary);
-  if (!in)
-    throw Error(file.string() + ": cannot read (" + (fs::exists(file) ? "permission denied" : "no such file") + ")");
-  return std::string(std::istreambuf_iterator<char>(in), {});
-}
-
 }  // namespace
 
 std::vector<NamedTensor> readPthStateDict(const fs::path& file) {
@@ -156,26 +148,26 @@ std::vector<NamedTensor> readPthStateDict(const fs::path& file) {
   // LibTorch 1.13's own reader is not used: it returns None for the OrderedDict a state_dict() is, cannot
   // read the legacy format, and its zip reader reads past the end of a short file's buffer
   // (AddressSanitizer: heap-buffer-overflow in mz_zip_reader_init, on our bad-input test).
-  std::map<std::string, torch::Tensor> tensors;
-  {
-    const std::string python = pythonForTorch();
-    const fs::path out = temporarySibling(fs::temp_directory_path() / "stylize-import.safetensors");
-    int status = 0;
-    const std::string message = runConverter(python, file, out, &status);
-    if (!WIFEXITED(status) || WEXITSTATUS(status) != 0) {
+  const std::string python = pythonForTorch();
+  const fs::path out = temporarySibling(fs::temp_directory_path() / "stylize-import.safetensors");
+  struct RemoveOnExit {  // the converter's output is ours to delete, whatever happens
+    fs::path path;
+    ~RemoveOnExit() {
       std::error_code ignored;
-      fs::remove(out, ignored);
-      if (message.find("No module named 'torch'") != std::string::npos || WEXITSTATUS(status) == 127)
-        throw Error(file.string() + ": LibTorch cannot read this .pth and " + python +
-                    " has no PyTorch to read it with (apt install python3-torch, or set STYLIZE_PYTHON)");
-      throw Error(file.string() + ": " + message);
+      fs::remove(path, ignored);
     }
-    Safetensors converted = readSafetensors(out);
-    fs::remove(out);
-    tensors = std::move(converted.tensors);
+  } removeOut{out};
+  int status = 0;
+  const std::string message = runConverter(python, file, out, &status);
+  if (!WIFEXITED(status) || WEXITSTATUS(status) != 0) {
+    if (message.find("No module named 'torch'") != std::string::npos || WEXITSTATUS(status) == 127)
+      throw Error(file.string() + ": LibTorch cannot read this .pth and " + python +
+                  " has no PyTorch to read it with (apt install python3-torch, or set STYLIZE_PYTHON)");
+    throw Error(file.string() + ": " + message);
   }
+  const std::map<std::string, torch::Tensor> tensors = readSafetensors(out).tensors;
   std::vector<NamedTensor> result;
-  for (auto& [name, value] : tensors) result.push_back({name, value});
+  for (const auto& [name, value] : tensors) result.push_back({name, value});
   return result;
 }
 
@@ -232,7 +224,7 @@ StyleModel importModel(const fs::path& file) {
   StyleModel model;
   model.net = buildNetwork(ordered, width, blocks, where);
   model.net->eval();
-  const std::string bytes = readBytes(file);
+  const std::string bytes = readFile(file);
   model.info["source"] = {{"file", file.filename().string()},
                           {"format", onnx ? "onnx" : "pth"},
                           {"bytes", bytes.size()},
