@@ -105,10 +105,13 @@ torch::Tensor BatchLoader::makeBatch(const std::vector<fs::path>& files, const B
   std::vector<torch::Tensor> items;
   const int64_t first = index * options.batchSize;
   ShuffledOrder order(files.size(), options.seed);
-  // A photo that fails is replaced by the next in the shuffle; give up only when none of a whole
-  // epoch's worth can be read.
-  for (int64_t i = 0, shift = 0; i < options.batchSize; ++i) {
-    for (;;) {
+  // A photo that fails is replaced by the one this slot would get a batch later in the shuffle; give up
+  // only when none of a whole epoch's worth can be read. Each slot on its own, so that a shard is the
+  // same slice of the batch whatever the other shards met.
+  const int64_t end = options.shardSize > 0 ? options.shardBegin + options.shardSize : options.batchSize;
+  if (options.shardBegin < 0 || end > options.batchSize) throw Error("makeBatch: shard outside the batch");
+  for (int64_t i = options.shardBegin; i < end; ++i) {
+    for (int64_t shift = 0;;) {
       const int64_t sample = first + i + shift * static_cast<int64_t>(options.batchSize);
       const fs::path& file = files[order.at(sample)];
       try {

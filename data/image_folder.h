@@ -32,6 +32,9 @@ struct BatchOptions {
   int64_t imageSize = 256;  // square crops
   uint64_t seed = 0;
   int prefetch = 4;  // batches prepared ahead, each on its own thread
+  // Data-parallel training: this process loads only the photos [shardBegin, shardBegin + shardSize) of each
+  // batch (0 = all of it); the batch itself, and so every photo's crop, stays the same for any split.
+  int64_t shardBegin = 0, shardSize = 0;
 };
 
 // Batch i is a pure function of (files, options, i): an epoch-wise shuffle, then for each photo a random
@@ -46,7 +49,7 @@ class BatchLoader {
   BatchLoader(const BatchLoader&) = delete;
   BatchLoader& operator=(const BatchLoader&) = delete;
 
-  torch::Tensor next();  // [batchSize, 3, imageSize, imageSize] in [0, 1]
+  torch::Tensor next();  // [shardSize or batchSize, 3, imageSize, imageSize] in [0, 1]
   int64_t skipped() const { return skipped_->load(); }
 
   // The same computation without threads (tests, and one-off batches).

@@ -5,6 +5,7 @@
 #include <algorithm>
 #include <chrono>
 #include <cstdio>
+#include <fstream>
 #include <iostream>
 #include <nlohmann/json.hpp>
 
@@ -201,6 +202,78 @@ int benchTransformer(const cxxopts::ParseResult& args) {
   return 0;
 }
 
+// Data-parallel training: `stylize train` itself (launcher, c10d Gloo, sharded loading) with N processes of
+// `--threads` threads each, against one process; images per second from the per-step times in its log.
+int benchTrain(const cxxopts::ParseResult& args) {
+  std::vector<int> counts;
+  {
+    std::stringstream in(args["nproc"].as<std::string>());
+    for (std::string item; std::getline(in, item, ',');) {
+      try {
+        counts.push_back(std::stoi(item));
+      } catch (const std::exception&) {
+        throw Error("--nproc: \"" + item + "\" is not a number");
+      }
+      if (counts.back() < 1 || counts.back() > 64) throw Error("--nproc: each count must be 1..64");
+    }
+  }
+  const int64_t batch = args["batch-size"].as<int64_t>(), size = args["image-size"].as<int64_t>();
+  const int iterations = std::max(4, args["repeats"].as<int>());
+  const int threads = std::max(1, args["threads"].as<int>());
+  const fs::path tmp = fs::temp_directory_path() / ("stylize-bench-train-" + std::to_string(::getpid()));
+  fs::create_directories(tmp / "photos");
+  struct Cleanup {
+    fs::path path;
+    ~Cleanup() { fs::remove_all(path); }
+  } cleanup{tmp};
+  // The photos: --dataset, else generated (each crop is decoded and resized as in a real run).
+  fs::path dataset = args.count("dataset") ? fs::path(args["dataset"].as<std::string>()) : tmp / "photos";
+  if (!args.count("dataset")) {
+    torch::manual_seed(0);
+    for (int i = 0; i < 64; ++i)
+      saveImage(tmp / "photos" / fmt::format("p{:02d}.jpg", i),
+                torch::nn::functional::interpolate(torch::rand({1, 3, 36, 48}),
+                                                   torch::nn::functional::InterpolateFuncOptions()
+                                                       .size(std::vector<int64_t>{288, 384})
+                                                       .mode(torch::kBilinear)
+                                                       .align_corners(false))
+                    .squeeze(0));
+  }
+  fs::path style = assetDir() / "samples/styles/great_wave.jpg";
+  saveImage(tmp / "style.png", torch::rand({3, 256, 256}));
+  if (!fs::exists(style)) style = tmp / "style.png";
+  const std::string vgg = findVggWeights(args).string();
+  std::cout << fmt::format(
+      "Data-parallel training: stylize train, johnson {}/{} network, batch {} × {}², {} thread(s) per process, "
+      "c10d Gloo on loopback (median step of iterations 3..{})\n"
+      "| processes | step (s) | images/s | vs 1 process |\n|---|---|---|---|\n",
+      args["width"].as<int64_t>(), args["blocks"].as<int64_t>(), batch, size, threads, iterations);
+  double single = 0;
+  for (const int n : counts) {
+    if (batch % n != 0) throw Error(fmt::format("--nproc {}: --batch-size {} does not split evenly", n, batch));
+    const fs::path output = tmp / fmt::format("m{}.safetensors", n);
+    const std::string command = fmt::format(
+        "'/proc/self/exe' train --style '{}' --dataset '{}' --vgg '{}' -o '{}' --iterations {} --batch-size {} "
+        "--image-size {} --width {} --blocks {} --validation 0 --log-every 1 --checkpoint-every 0 --threads {} "
+        "--nproc {} 2>&1",
+        style.string(), dataset.string(), vgg, output.string(), iterations, batch, size, args["width"].as<int64_t>(),
+        args["blocks"].as<int64_t>(), threads, n);
+    runCommand(command);
+    // The log's seconds column is the trainer's clock after each step: its differences are step times.
+    std::ifstream csv(tmp / fmt::format("m{}.log.csv", n));
+    std::vector<double> seconds, steps;
+    for (std::string line; std::getline(csv, line);)
+      if (!line.empty() && std::isdigit(static_cast<unsigned char>(line[0])))
+        seconds.push_back(std::stod(line.substr(line.rfind(',') + 1)));
+    for (size_t i = 3; i < seconds.size(); ++i) steps.push_back(seconds[i] - seconds[i - 1]);
+    if (steps.empty()) throw Error("bench train: the run logged too few steps");
+    const double step = median(steps), rate = static_cast<double>(batch) / step;
+    if (single == 0) single = rate;
+    std::cout << fmt::format("| {} | {:.2f} | {:.2f} | {:.2f}× |\n", n, step, rate, rate / single) << std::flush;
+  }
+  return 0;
+}
+
 }  // namespace
 
 int runBench(int argc, char** argv) {
@@ -211,10 +284,11 @@ int runBench(int argc, char** argv) {
       "  stylize bench transformer              transform network inference and training steps\n"
       "  stylize bench video --dump --memory    video pipeline vs model alone vs frame dumping; peak memory\n"
       "  stylize bench live                     live fps and latency at 640×480, headless\n"
+      "  stylize bench train --nproc 1,2 --threads 1   data-parallel training, images/s per process count\n"
       "  stylize bench optimize --python ''     ours only\n");
   // clang-format off
   options.add_options()
-      ("what", "optimize, transformer, video or live", cxxopts::value<std::string>())
+      ("what", "optimize, transformer, train, video or live", cxxopts::value<std::string>())
       ("sizes", "square image sizes", cxxopts::value<std::string>()->default_value("256,512"))
       ("repeats", "timed repetitions per size (median reported)", cxxopts::value<int>()->default_value("10"))
       ("python", "Python with torch for the comparison ('' to skip)", cxxopts::value<std::string>()->default_value("/usr/bin/python3"));
@@ -227,6 +301,13 @@ int runBench(int argc, char** argv) {
       ("frames", "bench live: frames per measurement", cxxopts::value<int64_t>()->default_value("60"))
       ("dump", "also time ffmpeg → PNG → stylize image → ffmpeg")
       ("memory", "also stylize each whole clip in a child process and report its peak RSS");
+  options.add_options("Train")
+      ("nproc", "bench train: process counts to compare", cxxopts::value<std::string>()->default_value("1,2"))
+      ("dataset", "bench train: photos (default: generated)", cxxopts::value<std::string>())
+      ("batch-size", "bench train: global batch", cxxopts::value<int64_t>()->default_value("4"))
+      ("image-size", "bench train: crop size", cxxopts::value<int64_t>()->default_value("256"))
+      ("width", "bench train: network width", cxxopts::value<int64_t>()->default_value("32"))
+      ("blocks", "bench train: residual blocks", cxxopts::value<int64_t>()->default_value("5"));
   // clang-format on
   addLossOptions(options);
   addVggOptions(options);
@@ -237,13 +318,14 @@ int runBench(int argc, char** argv) {
   const std::string what = args.count("what") ? args["what"].as<std::string>() : "";
   if (what == "optimize") return benchOptimize(args);
   if (what == "transformer") return benchTransformer(args);
+  if (what == "train") return benchTrain(args);
 #ifdef STYLIZE_HAVE_VIDEO
   if (what == "video") return benchVideo(args);
 #ifdef STYLIZE_HAVE_SDL2
   if (what == "live") return benchLive(args);
 #endif
 #endif
-  throw Error("stylize bench: say what to measure: optimize, transformer, video or live (see --help)");
+  throw Error("stylize bench: say what to measure: optimize, transformer, train, video or live (see --help)");
 }
 
 }  // namespace stylize::cli

@@ -5,6 +5,7 @@
 #include <iostream>
 #include <opencv2/imgproc.hpp>
 #include <optional>
+#include <thread>
 
 #include "data/error.h"
 #include "data/files.h"
@@ -13,6 +14,7 @@
 #include "tools/cli.h"
 #include "tools/commands.h"
 #include "train/trainer.h"
+#include "train/training_group.h"
 
 namespace fs = std::filesystem;
 
@@ -92,6 +94,8 @@ int runTrain(int argc, char** argv) {
       "  stylize train --style wave.jpg --dataset photos/ -o wave_live.safetensors --architecture compact   for live "
       "video\n"
       "  stylize train ... --resume starry.ckpt.safetensors     continue an interrupted run exactly\n"
+      "  stylize train ... --nproc 2                          data-parallel over 2 local processes (c10d Gloo)\n"
+      "  torchrun --nnodes 2 --nproc-per-node 1 ... stylize train ...   across machines (see README, Scaling out)\n"
       "Ctrl-C writes a checkpoint and exits; run the same command with --resume to continue.\n");
   // clang-format off
   options.add_options()
@@ -119,6 +123,9 @@ int runTrain(int argc, char** argv) {
       ("temporal-jpeg", "JPEG-compress the moved copy at a random quality Q..95, like a codec requantising each frame (0 = off; try 50)", cxxopts::value<int>()->default_value("0"))
       ("saturation-weight", "penalty on output pixels pushed into the tanh's flat tails (|pre-activation| > 2.5): without it a patch that saturates once gets no gradient and stays a flat black or white blob (0 = off)", cxxopts::value<double>()->default_value("10"))
       ("temporal-motion", "the moves: affine (sub-pixel shift, zoom, rotation) or shift (whole pixels: exact, keeps fine texture)", cxxopts::value<std::string>()->default_value("shift"))
+      ("nproc", "train with N local worker processes, data-parallel: --batch-size is split over them and the result equals one process (several machines: torchrun/srun set MASTER_ADDR, MASTER_PORT, RANK, WORLD_SIZE)", cxxopts::value<int>()->default_value("1"))
+      ("backend", "distributed collectives: auto (NCCL on CUDA, else Gloo), gloo or nccl", cxxopts::value<std::string>()->default_value("auto"))
+      ("timeout", "seconds a distributed rank waits for the others (start-up, each step) before stopping with an error that names the missing ranks", cxxopts::value<int>()->default_value("300"))
       ("init-model", "start from this trained model's weights and architecture (fine-tuning, e.g. with --temporal-weight; with a larger --blocks the added residual blocks start as the identity)", cxxopts::value<std::string>());
   // clang-format on
   addLossOptions(options);
@@ -142,10 +149,16 @@ int runTrain(int argc, char** argv) {
     checkNotAnInput(checkpoint, inputs);
   }
 
-  const torch::Device device = applyComputeOptions(args);
+  const int nproc = args["nproc"].as<int>();
+  const int timeoutSeconds = args["timeout"].as<int>();
+  if (nproc < 1 || nproc > 256) throw Error("--nproc must be 1..256");
+  if (timeoutSeconds < 1) throw Error("--timeout must be at least 1 second");
+  std::optional<Rendezvous> rendezvous = Rendezvous::fromEnvironment();
   ImageFolder photos(args["dataset"].as<std::string>());
   std::vector<torch::Tensor> validation;
+  const bool drawsValidation = nproc == 1 && (!rendezvous || rendezvous->rank == 0);
   for (const auto& file : photos.holdOut(static_cast<size_t>(std::max(0, args["validation"].as<int>())))) {
+    if (!drawsValidation) continue;
     try {
       const torch::Tensor image = loadImage(file);
       const int64_t side = std::min(image.size(1), image.size(2));
@@ -158,6 +171,40 @@ int runTrain(int argc, char** argv) {
 
   const std::string stylePath = args["style"].as<std::string>();
   const StyleImages style = loadStyleImages({stylePath}, args["style-size"].as<int64_t>());
+  if (nproc > 1) {
+    if (rendezvous)
+      throw Error("--nproc with RANK/WORLD_SIZE set: either a launcher (torchrun, srun) starts the workers or --nproc");
+    if (args["batch-size"].as<int64_t>() % nproc != 0)
+      throw Error(fmt::format("--batch-size {} does not split evenly over --nproc {}", args["batch-size"].as<int64_t>(),
+                              nproc));
+    // The workers run this command without --nproc; unless told, they share the cores evenly.
+    std::vector<std::string> workerArgs;
+    for (int i = 0; i < argc; ++i) {
+      const std::string a = argv[i];
+      if (a == "--nproc") {
+        ++i;
+      } else if (a.rfind("--nproc=", 0) != 0) {
+        workerArgs.push_back(a);
+      }
+    }
+    if (!args.count("threads"))
+      workerArgs.insert(workerArgs.end(),
+                        {"--threads", std::to_string(std::max(1u, std::thread::hardware_concurrency() / nproc))});
+    // What the workers would all fail on, said once.
+    findVggWeights(args);
+    if (args.count("resume")) Trainer::checkpointArchitecture(args["resume"].as<std::string>());
+    return launchLocalWorkers(nproc, workerArgs, std::chrono::seconds(timeoutSeconds));
+  }
+  if (rendezvous && rendezvous->worldSize == 1) rendezvous.reset();
+
+  torch::Device device = applyComputeOptions(args);
+  // torchrun starts one process per GPU: each takes its LOCAL_RANK's device.
+  if (rendezvous && device.is_cuda() && !device.has_index())
+    device = torch::Device(torch::kCUDA, static_cast<torch::DeviceIndex>(rendezvous->localRank));
+  std::optional<TrainingGroup> group;
+  if (rendezvous)
+    group.emplace(*rendezvous, args["backend"].as<std::string>(), std::chrono::seconds(timeoutSeconds), device);
+  const bool leader = !group || group->rank() == 0;  // writes the log, checkpoints and the model
   const Vgg19 vgg = loadLossNetwork(args, device);
   LossConfig lossConfig = lossConfigFromArgs(args, vgg);
   // A feed-forward network starts from noise, not from the content as the optimizer does: with the
@@ -233,6 +280,7 @@ int runTrain(int argc, char** argv) {
                            {"temporal_motion", motion},
                            {"saturation_weight", opt.saturationWeight},
                            {"seed", opt.batches.seed}}}};
+  if (group) info["training"]["ranks"] = group->size();
 
   if (args.count("init-model"))
     info["training"]["init_model"] = fs::path(args["init-model"].as<std::string>()).filename();
@@ -240,12 +288,23 @@ int runTrain(int argc, char** argv) {
   if (start) trainer.initFrom(start->net);
   if (args.count("resume")) {
     trainer.resume(args["resume"].as<std::string>());
-    std::cerr << "stylize: resumed at iteration " << trainer.iteration() << "\n";
+    if (leader) std::cerr << "stylize: resumed at iteration " << trainer.iteration() << "\n";
+  }
+  if (group) trainer.joinGroup(*group);
+  if (!leader) {
+    // The other ranks train their shards quietly; rank 0 reports and writes.
+    const StopSignal stop;
+    const bool finished = trainer.run(photos, nullptr, stop.flag());
+    return finished ? 0 : 130;
   }
   std::cerr << "stylize: training " << opt.architecture.width << "-wide, " << opt.architecture.blocks << "-block "
             << architectureName(opt.architecture.type) << " network on " << photos.files().size() << " photos, "
             << opt.iterations << " iterations of " << opt.batches.batchSize << "×" << opt.batches.imageSize << "², "
-            << torch::get_num_threads() << " threads on " << device << "\n"
+            << torch::get_num_threads() << " threads on " << device
+            << (group ? fmt::format(", rank 0 of {} ({}; {} per rank)", group->size(), group->backend(),
+                                    opt.batches.batchSize / group->size())
+                      : "")
+            << "\n"
             << "stylize: loss " << describeLossConfig(loss.config())
             << (opt.temporalWeight > 0
                     ? fmt::format(", temporal ×{:g} ({} motion, noise {:g}, JPEG {})", opt.temporalWeight, motion,
@@ -275,7 +334,7 @@ int runTrain(int argc, char** argv) {
         if (p.iteration % logEvery == 0 || p.iteration == p.iterations) {
           const double seconds = trainer.elapsedSeconds();
           const LossValues mean = sum / static_cast<double>(count);
-          csv << fmt::format("{},{:.6g},{:.6g},{:.6g},{:.6g},{:.6g},{:.6g},{:.1f}\n", p.iteration, mean.content,
+          csv << fmt::format("{},{:.6g},{:.6g},{:.6g},{:.6g},{:.6g},{:.6g},{:.3f}\n", p.iteration, mean.content,
                              mean.style, mean.tv, mean.temporal, mean.total, p.learningRate, seconds)
               << std::flush;
           curve.emplace_back(p.iteration, mean.total);

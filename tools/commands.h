@@ -1,6 +1,7 @@
 // The subcommands of `stylize`, and the flag groups they share.
 #pragma once
 
+#include <chrono>
 #include <cxxopts.hpp>
 #include <string>
 #include <vector>
@@ -20,6 +21,9 @@ int runImport(int argc, char** argv);
 int runExport(int argc, char** argv);
 int runVideo(int argc, char** argv);
 int runLive(int argc, char** argv);
+// stylize train --nproc N: starts N workers (`stylize WORKERARGS...`) as ranks 0..N-1 of one loopback group and
+// waits for them; forwards SIGINT/SIGTERM; kills workers still alive `timeout` after another failed.
+int launchLocalWorkers(int nproc, std::vector<std::string> workerArgs, std::chrono::seconds timeout);
 int benchVideo(const cxxopts::ParseResult& args);
 int benchLive(const cxxopts::ParseResult& args);
 

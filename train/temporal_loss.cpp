@@ -56,8 +56,10 @@ torch::Tensor warpValidMask(const torch::Tensor& motion, int64_t height, int64_t
 
 torch::Tensor temporalLoss(const torch::Tensor& outputOfMoved, const torch::Tensor& movedOutput,
                            const torch::Tensor& mask) {
-  const torch::Tensor diff = (outputOfMoved - movedOutput).pow(2) * mask;
-  return diff.sum() / (mask.sum() * outputOfMoved.size(1) + 1e-8);
+  // Each image's mean over its own valid pixels, then the mean over images: every image counts the same
+  // however far it moved, and a batch split over ranks averages to the whole batch's value.
+  const torch::Tensor diff = ((outputOfMoved - movedOutput).pow(2) * mask).sum({1, 2, 3});
+  return (diff / (mask.sum({1, 2, 3}) * outputOfMoved.size(1) + 1e-8)).mean();
 }
 
 }  // namespace stylize

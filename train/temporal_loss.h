@@ -28,7 +28,8 @@ torch::Tensor warpImages(const torch::Tensor& images, const torch::Tensor& motio
 // 1 where the moved image is made only of pixels from inside the original frame, else 0: [N, 1, H, W].
 torch::Tensor warpValidMask(const torch::Tensor& motion, int64_t height, int64_t width, const torch::Device& device);
 
-// Mean squared difference over the valid pixels and channels: stylize(warp(x)) against warp(stylize(x)).
+// Mean squared difference over each image's valid pixels and channels, averaged over the images:
+// stylize(warp(x)) against warp(stylize(x)).
 torch::Tensor temporalLoss(const torch::Tensor& outputOfMoved, const torch::Tensor& movedOutput,
                            const torch::Tensor& mask);
 

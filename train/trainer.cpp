@@ -59,16 +59,22 @@ bool Trainer::run(const ImageFolder& photos, const std::function<void(const Trai
       t.runStart_.reset();
     }
   } endRun{*this};
-  BatchLoader loader(photos, options_.batches, iteration_);
+  BatchOptions batches = options_.batches;
+  if (group_) {
+    batches.shardSize = batches.batchSize / group_->size();
+    batches.shardBegin = group_->rank() * batches.shardSize;
+  }
+  BatchLoader loader(photos, batches, iteration_);
   net_->train();
   while (iteration_ < options_.iterations) {
-    if (stop.load()) {
+    if (!group_ && stop.load()) {  // (a group decides together, in step())
       saveCheckpoint(options_.checkpoint);
       return false;
     }
     const double lr = learningRateAt(iteration_);
     for (auto& group : optimizer_->param_groups()) static_cast<torch::optim::AdamOptions&>(group.options()).lr(lr);
-    const LossTerms terms = step(loader.next().to(device));
+    bool stopAll = false;
+    const LossTerms terms = step(loader.next().to(device), stop.load(), stopAll);
     ++iteration_;
 
     if (onIteration) {
@@ -80,6 +86,10 @@ bool Trainer::run(const ImageFolder& photos, const std::function<void(const Trai
       p.skippedPhotos = loader.skipped();
       onIteration(p);
     }
+    if (stopAll && iteration_ < options_.iterations) {
+      saveCheckpoint(options_.checkpoint);
+      return false;
+    }
     if (options_.checkpointEvery > 0 && iteration_ % options_.checkpointEvery == 0 && iteration_ < options_.iterations)
       saveCheckpoint(options_.checkpoint);
   }
@@ -87,6 +97,11 @@ bool Trainer::run(const ImageFolder& photos, const std::function<void(const Trai
 }
 
 LossTerms Trainer::step(const torch::Tensor& content) {
+  bool stopAll = false;
+  return step(content, false, stopAll);
+}
+
+LossTerms Trainer::step(const torch::Tensor& content, bool stopRequested, bool& stopAll) {
   optimizer_->zero_grad();
   torch::Tensor pre;
   const torch::Tensor output = net_->forward(content, &pre);
@@ -95,9 +110,15 @@ LossTerms Trainer::step(const torch::Tensor& content) {
     terms.total = terms.total + options_.saturationWeight * torch::relu(pre.abs() - 2.5).pow(2).mean();
   if (options_.temporalWeight > 0) {
     // A second pass on a moved, noisy copy; the loss asks it to match the moved output of the first.
+    // Its randomness is drawn for the whole batch from a seed of (seed, iteration) and this shard's rows
+    // taken: like the photos, a pure function of the batch index for any number of ranks.
+    torch::manual_seed(options_.batches.seed * 0x9E3779B97F4A7C15ull + static_cast<uint64_t>(iteration_));
     const int64_t n = content.size(0), h = content.size(2), w = content.size(3);
-    const torch::Tensor motion = randomMotion(n, h, w, options_.temporalMotion);
-    torch::Tensor moved = warpImages(content, motion) + torch::randn_like(content) * options_.temporalNoise;
+    const int64_t ranks = group_ ? group_->size() : 1, first = group_ ? group_->rank() * n : 0;
+    const torch::Tensor motion = randomMotion(n * ranks, h, w, options_.temporalMotion).narrow(0, first, n);
+    const torch::Tensor noise = torch::randn({n * ranks, content.size(1), h, w}).narrow(0, first, n);
+    torch::Tensor moved =
+        warpImages(content, motion.to(content.device())) + noise.to(content.device()) * options_.temporalNoise;
     if (options_.temporalJpeg > 0) {
       // A codec requantises every frame anew: the moved copy goes through JPEG at a random quality.
       const int quality = int(torch::randint(options_.temporalJpeg, 96, {1}, torch::kInt64).item<int64_t>());
@@ -108,8 +129,29 @@ LossTerms Trainer::step(const torch::Tensor& content) {
     terms.total = terms.total + terms.temporal;
   }
   terms.total.backward();
+  if (group_) {
+    // The loss terms and the stop request ride in the gradients' all-reduce: no second collective.
+    std::vector<torch::Tensor*> logged{&terms.content, &terms.style, &terms.tv, &terms.temporal, &terms.total};
+    std::vector<double> extras;
+    for (const torch::Tensor* t : logged) extras.push_back(t->defined() ? t->detach().item<double>() : 0.0);
+    extras.push_back(stopRequested ? 1.0 : 0.0);
+    group_->averageGradients(net_->parameters(), extras, iteration_);
+    for (size_t i = 0; i < logged.size(); ++i)
+      if (logged[i]->defined()) *logged[i] = torch::tensor(extras[i] / group_->size());
+    stopAll = extras.back() > 0;
+  } else {
+    stopAll = stopRequested;
+  }
   optimizer_->step();
   return terms;
+}
+
+void Trainer::joinGroup(TrainingGroup& group) {
+  if (options_.batches.batchSize % group.size() != 0)
+    throw Error(
+        fmt::format("--batch-size {} does not split evenly over {} ranks", options_.batches.batchSize, group.size()));
+  group_ = &group;
+  group.broadcast(net_->parameters());
 }
 
 double Trainer::elapsedSeconds() const {
@@ -143,7 +185,7 @@ void Trainer::initFrom(TransformerNet& trained) {
 }
 
 void Trainer::saveCheckpoint(const std::filesystem::path& path) {
-  if (path.empty()) return;
+  if (path.empty() || (group_ && group_->rank() != 0)) return;
   Safetensors file;
   for (const auto& p : net_->named_parameters()) file.tensors["model." + p.key()] = p.value().detach().to(torch::kCPU);
   std::ostringstream adam;

@@ -14,6 +14,7 @@
 #include "nets/transformer_net.h"
 #include "train/perceptual_loss.h"
 #include "train/temporal_loss.h"
+#include "train/training_group.h"
 
 namespace stylize {
 
@@ -66,6 +67,12 @@ class Trainer {
   // Starts from a trained model's weights (same architecture), e.g. to fine-tune it for temporal stability.
   void initFrom(TransformerNet& trained);
 
+  // Data-parallel from here on: every rank takes rank 0's weights, then trains its shard of each batch
+  // (options.batches.batchSize is the global batch, split evenly) and averages gradients with the others,
+  // so the run equals one process training the whole batch. Only rank 0 writes checkpoints. Call after
+  // initFrom()/resume(); the group must outlive run().
+  void joinGroup(TrainingGroup& group);
+
   void saveCheckpoint(const std::filesystem::path& path);
   TransformerNet& net() { return net_; }
   int64_t iteration() const { return iteration_; }
@@ -74,12 +81,16 @@ class Trainer {
 
  private:
   double learningRateAt(int64_t iteration) const;
+  // One step; with a group, `stopRequested` travels with the gradients and `stopAll` says whether any rank
+  // asked to stop (all ranks then stop after this same step).
+  LossTerms step(const torch::Tensor& content, bool stopRequested, bool& stopAll);
 
   PerceptualLoss& loss_;
   TrainOptions options_;
   nlohmann::json info_;
   TransformerNet net_{nullptr};
   std::unique_ptr<torch::optim::Adam> optimizer_;
+  TrainingGroup* group_ = nullptr;
   int64_t iteration_ = 0;
   double seconds_ = 0;  // before the current run()
   std::optional<std::chrono::steady_clock::time_point> runStart_;

@@ -60,5 +60,28 @@ TEST(BatchLoader, CorruptPhotosAreSkippedAndCounted) {
   EXPECT_GT(loader.skipped(), 0);
 }
 
+// Data-parallel training loads one shard of each batch per rank: the shards, side by side, are the batch,
+// also where a broken photo had to be replaced.
+TEST(BatchLoader, ShardsAreSlicesOfTheWholeBatch) {
+  test::TempDir dir;
+  makePhotos(dir, 5);
+  writeFileAtomically(dir / "broken.jpg", "\xFF\xD8 not a jpeg at all");
+  ImageFolder folder(dir.path());
+  BatchOptions whole{4, 16, 7, 1};
+  for (int64_t index = 0; index < 6; ++index) {
+    const torch::Tensor batch = BatchLoader::makeBatch(folder.files(), whole, index, nullptr);
+    for (const int64_t shards : {2, 4}) {
+      std::vector<torch::Tensor> parts;
+      for (int64_t rank = 0; rank < shards; ++rank) {
+        BatchOptions shard = whole;
+        shard.shardSize = whole.batchSize / shards;
+        shard.shardBegin = rank * shard.shardSize;
+        parts.push_back(BatchLoader::makeBatch(folder.files(), shard, index, nullptr));
+      }
+      EXPECT_TRUE(torch::equal(torch::cat(parts), batch)) << "batch " << index << ", " << shards << " shards";
+    }
+  }
+}
+
 }  // namespace
 }  // namespace stylize
