@@ -8,6 +8,7 @@
 #include <sys/socket.h>
 
 #include <cstdlib>
+#include <torch/csrc/distributed/c10d/PrefixStore.hpp>
 #include <torch/csrc/distributed/c10d/TCPStore.hpp>
 
 #include "data/error.h"
@@ -115,22 +116,28 @@ TrainingGroup::TrainingGroup(const Rendezvous& where, const std::string& backend
   freeaddrinfo(found);
 
   const std::string at = fmt::format("{}:{}", where_.address, where_.port);
+  // Under torchrun its agent already serves a store at MASTER_ADDR:MASTER_PORT: every rank, 0 included, is
+  // a client there, under a prefix per restart attempt (as PyTorch's own env:// rendezvous does).
+  const bool agentStore = environment("TORCHELASTIC_USE_AGENT_STORE") == std::optional<std::string>("True");
   c10d::TCPStoreOptions options;
   options.port = static_cast<uint16_t>(where_.port);
-  options.isServer = where_.rank == 0;
+  options.isServer = where_.rank == 0 && !agentStore;
   options.numWorkers = static_cast<size_t>(where_.worldSize);
   options.waitWorkers = true;
   options.timeout = timeout;
   store_ = std::make_unique<Store>();
   try {
     store_->store = c10::make_intrusive<c10d::TCPStore>(where_.address, options);
+    if (agentStore)
+      store_->store = c10::make_intrusive<c10d::PrefixStore>(
+          "/worker/attempt_" + environment("TORCHELASTIC_RESTART_COUNT").value_or("0"), store_->store);
   } catch (const std::exception& e) {
-    throw Error(where_.rank == 0
+    throw Error(options.isServer
                     ? fmt::format("rank 0 cannot start the rendezvous store on port {}, or not every one of the {} "
                                   "ranks came within {} s: {}",
                                   where_.port, where_.worldSize, timeout.count() / 1000, firstLine(e))
-                    : fmt::format("rank {} cannot reach the rendezvous store of rank 0 at {} within {} s: {}",
-                                  where_.rank, at, timeout.count() / 1000, firstLine(e)));
+                    : fmt::format("rank {} cannot reach the rendezvous store at {} within {} s: {}", where_.rank, at,
+                                  timeout.count() / 1000, firstLine(e)));
   }
   try {
     if (backend_ == "nccl") {

@@ -122,6 +122,25 @@ TEST_F(DistributedTrain, TwoRanksTrainTheModelOneProcessTrainsAndResumeOnOneRank
   EXPECT_NE(r.output.find("--batch-size 4 does not split evenly over --nproc 3"), std::string::npos) << r.output;
 }
 
+// torchrun (PyTorch's launcher, Debian's python3-torch here) starts the ranks and serves the store itself:
+// the model is the one --nproc trains.
+TEST_F(DistributedTrain, TorchrunStartsTheRanksAsNprocDoes) {
+  if (std::system("/usr/bin/python3 -c 'import torch.distributed.run' 2>/dev/null") != 0)
+    GTEST_SKIP() << "no torchrun (python3-torch)";
+  const std::string common = "--iterations 3 --threads 1 ";
+  auto r = runStylize(trainArgs("nproc.safetensors", common + "--nproc 2"), dir.path());
+  ASSERT_EQ(r.exitCode, 0) << r.output;
+  // (-r 1 -t 1: torch 1.13's launcher cannot parse its default redirect setting under Python 3.11)
+  r = runStylize(trainArgs("torchrun.safetensors", common), dir.path(),
+                 "/usr/bin/python3 -m torch.distributed.run --nnodes 1 --nproc_per_node 2 --master_addr 127.0.0.1 "
+                 "--master_port " +
+                     std::to_string(freePort()) + " -r 1 -t 1 --log_dir '" + (dir / "torchrun").string() +
+                     "' --no_python");
+  ASSERT_EQ(r.exitCode, 0) << r.output;
+  EXPECT_NE(r.output.find("rank 0 of 2 (gloo; 2 per rank)"), std::string::npos) << r.output;
+  EXPECT_LT(outputDifference("nproc.safetensors", "torchrun.safetensors"), 1e-6);
+}
+
 // Ctrl-C reaches the launcher (the workers run in their own process group), which passes it on once: all
 // ranks stop after the same step, rank 0 writes the checkpoint, and one process can take it from there.
 TEST_F(DistributedTrain, CtrlCOnTheLauncherStopsEveryRankWithACheckpoint) {
