@@ -40,6 +40,26 @@ TEST(Cli, UsageAndUnknownCommand) {
   EXPECT_NE(bad.output.find("unknown command \"frobnicate\""), std::string::npos);
 }
 
+// libgomp reads OMP_WAIT_POLICY when it is loaded: stylize starts itself again once with it set (passive
+// waiting: a spin count of 0), unless the user set it or STYLIZE_OMP=active; libgomp starts once either way.
+TEST(Cli, OpenMpGetsItsLoadTimeSettingOnce) {
+  test::TempDir dir;
+  const auto count = [](const std::string& text, const std::string& what) {
+    size_t n = 0;
+    for (size_t at = text.find(what); at != std::string::npos; at = text.find(what, at + 1)) ++n;
+    return n;
+  };
+  auto r = runStylize("--version", dir.path(), "env -u OMP_WAIT_POLICY -u STYLIZE_OMP OMP_DISPLAY_ENV=verbose");
+  ASSERT_EQ(r.exitCode, 0) << r.output;
+  EXPECT_EQ(count(r.output, "OPENMP DISPLAY ENVIRONMENT BEGIN"), 1u) << r.output;
+  EXPECT_EQ(count(r.output, "GOMP_SPINCOUNT = '0'"), 1u) << r.output;
+  r = runStylize("--version", dir.path(), "env -u OMP_WAIT_POLICY STYLIZE_OMP=active OMP_DISPLAY_ENV=verbose");
+  EXPECT_EQ(count(r.output, "OPENMP DISPLAY ENVIRONMENT BEGIN"), 1u) << r.output;
+  EXPECT_EQ(count(r.output, "GOMP_SPINCOUNT = '0'"), 0u) << r.output;
+  r = runStylize("--version", dir.path(), "env OMP_WAIT_POLICY=active OMP_DISPLAY_ENV=verbose");
+  EXPECT_NE(r.output.find("OMP_WAIT_POLICY = 'ACTIVE'"), std::string::npos) << r.output;
+}
+
 TEST(Cli, OutputsNeverOverwriteAnInputAndStrayArgumentsAreErrors) {
   namespace fs = std::filesystem;
   test::TempDir dir;
