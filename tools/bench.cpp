@@ -253,12 +253,12 @@ int benchTrain(const cxxopts::ParseResult& args) {
     if (batch % n != 0) throw Error(fmt::format("--nproc {}: --batch-size {} does not split evenly", n, batch));
     const fs::path output = tmp / fmt::format("m{}.safetensors", n);
     const std::string command = fmt::format(
-        "'/proc/self/exe' train --style '{}' --dataset '{}' --vgg '{}' -o '{}' --iterations {} --batch-size {} "
+        "'{}' train --style '{}' --dataset '{}' --vgg '{}' -o '{}' --iterations {} --batch-size {} "
         "--image-size {} --width {} --blocks {} --validation 0 --log-every 1 --checkpoint-every 0 --threads {} "
         "--nproc {} 2>&1",
-        style.string(), dataset.string(), vgg, output.string(), iterations, batch, size, args["width"].as<int64_t>(),
-        args["blocks"].as<int64_t>(), threads, n);
-    runCommand(command);
+        fs::read_symlink("/proc/self/exe").string(), style.string(), dataset.string(), vgg, output.string(), iterations,
+        batch, size, args["width"].as<int64_t>(), args["blocks"].as<int64_t>(), threads, n);
+    const std::string log = runCommand(command);
     // The log's seconds column is the trainer's clock after each step: its differences are step times.
     std::ifstream csv(tmp / fmt::format("m{}.log.csv", n));
     std::vector<double> seconds, steps;
@@ -266,7 +266,7 @@ int benchTrain(const cxxopts::ParseResult& args) {
       if (!line.empty() && std::isdigit(static_cast<unsigned char>(line[0])))
         seconds.push_back(std::stod(line.substr(line.rfind(',') + 1)));
     for (size_t i = 3; i < seconds.size(); ++i) steps.push_back(seconds[i] - seconds[i - 1]);
-    if (steps.empty()) throw Error("bench train: the run logged too few steps");
+    if (steps.empty()) throw Error("bench train: the run logged too few steps:\n" + log);
     const double step = median(steps), rate = static_cast<double>(batch) / step;
     if (single == 0) single = rate;
     std::cout << fmt::format("| {} | {:.2f} | {:.2f} | {:.2f}× |\n", n, step, rate, rate / single) << std::flush;
