@@ -69,7 +69,18 @@ LiveSession::LiveSession(LiveOptions options) : options_(std::move(options)) {
       throw;
     }
     const VideoInfo& info = source_->info();
-    window_ = std::make_unique<PreviewWindow>("stylize live: " + options_.input, info.width, info.height);
+    if (options_.window)
+      window_ = std::make_unique<PreviewWindow>("stylize live: " + options_.input, info.width, info.height);
+    // Outputs take the camera's size and rate unless told otherwise.
+    double rate = options_.captureFps > 0                            ? options_.captureFps
+                  : info.frameRate.num > 0 && info.frameRate.den > 0 ? av_q2d(info.frameRate)
+                                                                     : 30;
+    if (!(rate > 0 && rate <= 120)) rate = 30;
+    for (LiveOutputOptions output : options_.outputs) {
+      if (output.width == 0) output.width = info.width, output.height = info.height;
+      if (output.fps == 0) output.fps = rate;
+      outputs_.push_back(std::make_unique<LiveOutput>(output));
+    }
   } catch (...) {
     {
       std::lock_guard lock(mutex_);
@@ -83,6 +94,7 @@ LiveSession::LiveSession(LiveOptions options) : options_(std::move(options)) {
 }
 
 LiveSession::~LiveSession() {
+  outputs_.clear();  // (a recording not finished by finishOutputs() is removed)
   {
     std::lock_guard lock(mutex_);
     quitting_ = true;
@@ -271,13 +283,19 @@ void LiveSession::compose(const Result& r) {
   std::snprintf(line, sizeof line, "%zu/%zu %s  strength %.0f%%  %s", model + 1, names_.size(), names_[model].c_str(),
                 strength * 100, viewName(view));
   drawText(pixels, width, height, pitch, 4 * scale, 14 * scale, line, scale);
-  if (!status.empty()) drawText(pixels, width, height, pitch, 4 * scale, 24 * scale, status, scale);
+  int row = 24;
+  if (!status.empty()) drawText(pixels, width, height, pitch, 4 * scale, row * scale, status, scale), row += 10;
+  for (const auto& [target, o] : s.outputs) {
+    std::snprintf(line, sizeof line, "-> %s  %.0f ms", target.c_str(), o.latencyMedianMs);
+    drawText(pixels, width, height, pitch, 4 * scale, row * scale, line, scale);
+    row += 10;
+  }
 }
 
 bool LiveSession::step() {
   if (finished_) return false;
   std::vector<int> keys;
-  if (!window_->poll(&keys)) return !(finished_ = true);
+  if (window_ && !window_->poll(&keys)) return !(finished_ = true);
   for (int key : keys) handleKey(key);
   Result fresh;
   bool ended = false;
@@ -306,6 +324,10 @@ bool LiveSession::step() {
     inferenceHeight_ = fresh.height;
     shown_ = fresh;
     compose(shown_);
+    if (!outputs_.empty()) {
+      const torch::Tensor picture = screen_.clone();  // screen_ is drawn over in place; outputs keep theirs
+      for (auto& output : outputs_) output->offer(picture, fresh.capturedAt);
+    }
     if (frames_ == options_.screenshotAt && !options_.screenshotPath.empty()) saveScreenshot(options_.screenshotPath);
     if (options_.frames > 0 && frames_ >= options_.frames) finished_ = true;
   } else if (!keys.empty() && shown_.source.defined()) {
@@ -314,7 +336,7 @@ bool LiveSession::step() {
   // Present what changed; otherwise only now and then (a resized or uncovered window is redrawn). Presenting
   // every turn of this loop costs a software renderer a core's worth of copies the model needs.
   const auto now = Clock::now();
-  if (screen_.defined() &&
+  if (window_ && screen_.defined() &&
       (fresh.source.defined() || !keys.empty() || now - presentedAt_ > std::chrono::milliseconds(100))) {
     window_->show(screen_.data_ptr<uint8_t>(), int(screen_.size(1)), int(screen_.size(0)), int(screen_.size(1)) * 3);
     presentedAt_ = now;
@@ -326,6 +348,18 @@ bool LiveSession::step() {
 void LiveSession::run(const std::atomic<bool>* stop) {
   while (!(stop && stop->load()) && step()) {
   }
+}
+
+void LiveSession::finishOutputs() {
+  std::string first;
+  for (auto& output : outputs_) {
+    try {
+      output->finish();
+    } catch (const std::exception& e) {
+      if (first.empty()) first = e.what();
+    }
+  }
+  if (!first.empty()) throw Error(first);
 }
 
 LiveStats LiveSession::stats() const {
@@ -342,6 +376,7 @@ LiveStats LiveSession::stats() const {
   s.view = view_;
   s.strength = strength_;
   s.status = status_;
+  for (const auto& output : outputs_) s.outputs.emplace_back(output->target(), output->stats());
   return s;
 }
 

@@ -1,6 +1,7 @@
-// stylize live: a camera (or any video, looping) stylized in a window. Three threads: capture keeps only
-// the newest frame, inference always takes the newest one, the window thread shows the newest result; a
-// slow model drops frames instead of building up lag.
+// stylize live: a camera (or any video, looping) stylized in a window and/or sent to outputs (a virtual
+// camera, a stream, a recording). Three threads: capture keeps only the newest frame, inference always takes
+// the newest one, the window thread shows the newest result and hands it to the outputs (each with its own
+// sending thread); a slow model drops frames instead of building up lag.
 #pragma once
 
 #include <atomic>
@@ -12,6 +13,7 @@
 #include <thread>
 #include <vector>
 
+#include "infer/live_output.h"
 #include "infer/preview_window.h"
 #include "infer/stabilizer.h"
 #include "infer/stylizer.h"
@@ -40,6 +42,9 @@ struct LiveOptions {
   std::filesystem::path screenshotDir = ".";  // for the `s` key
   bool overlay = true;
   double stabilize = 0;  // FrameStabilizer strength (0 = off)
+  // Where else the screen goes (virtual camera, stream, recording): size and rate default to the source's.
+  std::vector<LiveOutputOptions> outputs;
+  bool window = true;  // false: outputs only, no SDL window (and no keys)
 };
 
 struct LiveStats {
@@ -51,7 +56,8 @@ struct LiveStats {
   size_t model = 0;
   LiveView view = LiveView::kStylized;
   double strength = 1;
-  std::string status;  // e.g. "camera lost, retrying"
+  std::string status;                                            // e.g. "camera lost, retrying"
+  std::vector<std::pair<std::string, LiveOutputStats>> outputs;  // by --output target
 };
 
 class LiveSession {
@@ -67,6 +73,9 @@ class LiveSession {
   bool step();
   // step() until finished or `stop` is set.
   void run(const std::atomic<bool>* stop = nullptr);
+  // Finishes every output (a recording appears at its name); throws the first output's error. The
+  // destructor does the same but swallows errors.
+  void finishOutputs();
 
   LiveStats stats() const;
   // The picture on screen now (view and overlay included), [3, H, W] in [0, 1].
@@ -98,6 +107,7 @@ class LiveSession {
   std::vector<std::string> names_;
   std::unique_ptr<VideoDecoder> source_;
   std::unique_ptr<PreviewWindow> window_;
+  std::vector<std::unique_ptr<LiveOutput>> outputs_;
 
   mutable std::mutex mutex_;
   std::condition_variable captured_, stylized_;

@@ -23,6 +23,9 @@ int runLive(int argc, char** argv) {
       "      (models trained with --architecture compact run full 640x480 frames at 15+ fps on 2 CPU cores)\n"
       "  stylize live --input clip.mp4 --loop --model starry.safetensors --target-fps 15\n"
       "  stylize live --input clip.mp4 --model starry.safetensors --frames 50 --screenshot-at 50 --screenshot s.png\n"
+      "  stylize live --model m.safetensors --output /dev/video10      a virtual webcam for calls and OBS "
+      "(v4l2loopback)\n"
+      "  stylize live --model m.safetensors --output udp://192.168.1.20:5000 --output talk.mkv --no-window\n"
       "Keys: 1-9 model · v stylized/original/side by side · +/- strength · s screenshot · o overlay · "
       "f fullscreen · q/Esc quit\n");
   // clang-format off
@@ -39,6 +42,9 @@ int runLive(int argc, char** argv) {
       ("screenshot", "file for --screenshot-at", cxxopts::value<std::string>())
       ("screenshot-dir", "folder for screenshots taken with the s key", cxxopts::value<std::string>()->default_value("."))
       ("no-overlay", "hide the fps / latency / model line")
+      ("output", "also send the picture to a v4l2loopback device (/dev/videoN), a stream (udp://, rtp://, tcp://, srt://, rtmp://; H.264 tuned for latency) or a recording (.mkv, .mp4, .ts; written whole on exit); repeatable", cxxopts::value<std::vector<std::string>>())
+      ("output-format", "pixel format for a v4l2 device: yuyv422 (what browsers, Zoom/Meet and OBS take) or yuv420p", cxxopts::value<std::string>()->default_value("yuyv422"))
+      ("no-window", "no preview window (outputs only; Ctrl-C stops)")
       ("stabilize", "reduce flicker (as in stylize video; 0..0.95, default 0.7 when given)", cxxopts::value<double>()->implicit_value("0.7"));
   // clang-format on
   addStylizeOptions(options);
@@ -84,6 +90,15 @@ int runLive(int argc, char** argv) {
   live.screenshotDir = args["screenshot-dir"].as<std::string>();
   live.overlay = args.count("no-overlay") == 0;
   if (args.count("stabilize")) live.stabilize = args["stabilize"].as<double>();
+  if (args.count("output"))
+    for (const auto& target : args["output"].as<std::vector<std::string>>()) {
+      LiveOutputOptions output;
+      output.target = target;
+      output.pixelFormat = args["output-format"].as<std::string>();
+      live.outputs.push_back(output);
+    }
+  live.window = args.count("no-window") == 0;
+  if (!live.window && live.outputs.empty()) throw Error("stylize live: --no-window needs an --output");
   live.stylize = stylizeOptionsFromArgs(args);
   live.precision = precisionFromArgs(args);
   av::quietLogs();
@@ -92,9 +107,15 @@ int runLive(int argc, char** argv) {
   LiveSession session(live);
   StopSignal stop;
   session.run(&stop.flag());
+  session.finishOutputs();
   const LiveStats s = session.stats();
   std::cerr << fmt::format("stylize: live: {} stylized frames, {:.1f} fps, latency {:.0f} ms at {}x{}\n", s.frames,
                            s.fps, s.latencyMs, s.inferenceWidth, s.inferenceHeight);
+  for (const auto& [target, o] : s.outputs)
+    std::cerr << fmt::format(
+        "stylize: → {}: {} frames ({} repeats of a slower model's picture), capture-to-output latency median {:.0f} "
+        "ms, 95th percentile {:.0f} ms\n",
+        target, o.sent, o.repeated, o.latencyMedianMs, o.latencyP95Ms);
   if (live.screenshotAt > 0 && s.frames >= live.screenshotAt)
     std::cerr << "stylize: screenshot → " << live.screenshotPath.string() << "\n";
   return 0;

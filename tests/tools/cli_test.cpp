@@ -13,6 +13,7 @@
 #include "nets/style_model.h"
 #include "tests/test_util.h"
 #ifdef STYLIZE_HAVE_VIDEO
+#include "infer/video_decoder.h"
 #include "tests/infer/video_fixture.h"
 #endif
 
@@ -471,6 +472,47 @@ TEST_F(TrainCli, EvalLossOfAVideoMeasuresSpreadFramesAndTheirMean) {
   EXPECT_NE(r.output.find("\nmean,"), std::string::npos);
   EXPECT_EQ(r.output.find("\nmean,0,"), std::string::npos) << r.output;  // moved content: a content loss
 }
+
+#ifdef STYLIZE_HAVE_SDL2
+// `stylize live` without a window, recording: Ctrl-C ends it cleanly and the recording is whole, at the
+// source's frame rate.
+TEST(LiveCli, CtrlCLeavesAWholeRecording) {
+  test::TempDir dir;
+  av::quietLogs();
+  torch::manual_seed(1);
+  TransformerNet net(TransformerConfig{8, 1});
+  saveStyleModel(dir / "m.safetensors", net, {});
+  test::VideoSpec spec;
+  spec.width = 96;
+  spec.height = 64;
+  spec.framesMs = test::constantRate(25, 40);
+  test::writeTestVideo(dir / "clip.mkv", spec);
+  const auto r =
+      runStylize("live --input '" + (dir / "clip.mkv").string() + "' --loop --model '" +
+                     (dir / "m.safetensors").string() + "' --no-window --output '" + (dir / "rec.mp4").string() + "'",
+                 // (--foreground: one SIGINT; timeout otherwise signals its process group a second
+                 // time, and a second Ctrl-C quits without finishing)
+                 dir.path(), "timeout --foreground --preserve-status -s INT 4");
+  ASSERT_EQ(r.exitCode, 0) << r.output;
+  EXPECT_NE(r.output.find("stylize: → " + (dir / "rec.mp4").string() + ": "), std::string::npos) << r.output;
+  VideoDecoder recording((dir / "rec.mp4").string());
+  EXPECT_EQ(recording.info().width, 96);
+  EXPECT_NEAR(av_q2d(recording.info().frameRate), 40, 0.5);  // the clip's
+  VideoDecoder::Item item;
+  int64_t frames = 0;
+  while (recording.next(item)) frames += item.frame ? 1 : 0;
+  EXPECT_GE(frames, 10);  // of ~4 s at 40 fps, less start-up
+  EXPECT_TRUE(recording.endError().empty()) << recording.endError();
+  for (const auto& e : std::filesystem::directory_iterator(dir.path()))
+    EXPECT_EQ(e.path().string().find(".tmp-"), std::string::npos) << e.path();
+
+  const auto none = runStylize("live --input '" + (dir / "clip.mkv").string() + "' --model '" +
+                                   (dir / "m.safetensors").string() + "' --no-window",
+                               dir.path());
+  EXPECT_EQ(none.exitCode, 1);
+  EXPECT_NE(none.output.find("--no-window needs an --output"), std::string::npos) << none.output;
+}
+#endif
 
 TEST(VideoCli, ErrorsNameTheFileAndCtrlCLeavesAValidShorterVideo) {
   test::TempDir dir;
