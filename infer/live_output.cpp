@@ -203,7 +203,7 @@ void LiveOutput::sendLoop() {
     // Timestamps follow the clock: after a stall (a slow network) the next frame says so, never a burst.
     const int64_t pts = std::max(lastPts + 1, static_cast<int64_t>((now - start) / period));
     try {
-      send(picture, pts);
+      send(fresh ? &picture : nullptr, pts);
     } catch (const std::exception& e) {
       std::lock_guard lock(mutex_);
       error_ = e.what();
@@ -221,7 +221,14 @@ void LiveOutput::sendLoop() {
   }
 }
 
-void LiveOutput::send(const torch::Tensor& rgb, int64_t pts) {
+void LiveOutput::send(const torch::Tensor* picture, int64_t pts) {
+  frame_->pts = pts;
+  if (!picture) {  // a repeat: frame_ still holds the converted picture
+    av::check(avcodec_send_frame(codec_.get(), frame_.get()), options_.target + ": encoding");
+    drain(false);
+    return;
+  }
+  const torch::Tensor& rgb = *picture;
   const int width = static_cast<int>(rgb.size(1)), height = static_cast<int>(rgb.size(0));
   if (!sws_ || swsWidth_ != width || swsHeight_ != height) {
     sws_.reset(sws_getContext(width, height, AV_PIX_FMT_RGB24, codec_->width, codec_->height, codec_->pix_fmt,
@@ -237,7 +244,6 @@ void LiveOutput::send(const torch::Tensor& rgb, int64_t pts) {
   const uint8_t* source[1] = {rgb.data_ptr<uint8_t>()};
   const int stride[1] = {width * 3};
   sws_scale(sws_.get(), source, stride, 0, height, frame_->data, frame_->linesize);
-  frame_->pts = pts;
   av::check(avcodec_send_frame(codec_.get(), frame_.get()), options_.target + ": encoding");
   drain(false);
 }

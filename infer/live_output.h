@@ -59,7 +59,8 @@ class LiveOutput {
 
  private:
   void sendLoop();
-  void send(const torch::Tensor& rgb, int64_t pts);
+  // Converts and encodes a new picture, or (nullptr) encodes the last one again.
+  void send(const torch::Tensor* picture, int64_t pts);
   void drain(bool flush);
 
   LiveOutputOptions options_;

@@ -284,6 +284,7 @@ int runBench(int argc, char** argv) {
       "  stylize bench transformer              transform network inference and training steps\n"
       "  stylize bench video --dump --memory    video pipeline vs model alone vs frame dumping; peak memory\n"
       "  stylize bench live                     live fps and latency at 640×480, headless\n"
+      "  stylize bench live --output udp://127.0.0.1:5000   the same with a stream attached\n"
       "  stylize bench train --nproc 1,2 --threads 1   data-parallel training, images/s per process count\n"
       "  stylize bench optimize --python ''     ours only\n");
   // clang-format off
@@ -299,6 +300,7 @@ int runBench(int argc, char** argv) {
       ("clip", "clips to measure (default: three from ../shared/data/video)", cxxopts::value<std::vector<std::string>>())
       ("seconds", "seconds of each clip to stylize", cxxopts::value<double>()->default_value("5"))
       ("frames", "bench live: frames per measurement", cxxopts::value<int64_t>()->default_value("60"))
+      ("output", "bench live: also send to this output, e.g. udp://127.0.0.1:5000 (repeatable)", cxxopts::value<std::vector<std::string>>())
       ("dump", "also time ffmpeg → PNG → stylize image → ffmpeg")
       ("memory", "also stylize each whole clip in a child process and report its peak RSS");
   options.add_options("Train")

@@ -213,6 +213,7 @@ int benchLive(const cxxopts::ParseResult& args) {
       torch::get_num_threads(), device.str());
   std::cout << "| model | architecture | --target-fps | stylized at | fps | latency (ms) | of which inference (ms) |\n"
             << "|---|---|---|---|---|---|---|\n";
+  std::string outputRows;
   for (const auto& model : benchModels(args)) {
     for (const double target : {0.0, 15.0}) {
       LiveOptions o;
@@ -222,6 +223,8 @@ int benchLive(const cxxopts::ParseResult& args) {
       o.models = {model};
       o.device = device;
       o.targetFps = target;
+      if (args.count("output"))
+        for (const auto& url : args["output"].as<std::vector<std::string>>()) o.outputs.push_back({url, "", 0, 0, 0});
       LiveSession session(o);
       const std::string architecture = describeArchitecture(session.modelInfo(0), model.string());
       for (int i = 0; i < 100000 && session.stats().frames < 10; ++i) session.step();
@@ -237,8 +240,18 @@ int benchLive(const cxxopts::ParseResult& args) {
       std::cout << fmt::format("| {} | {} | {} | {}x{} | {:.1f} | {:.0f} | {:.0f} |\n", model.filename().string(),
                                architecture, target > 0 ? fmt::format("{:.0f}", target) : "off", s.inferenceWidth,
                                s.inferenceHeight, fps, median(latencies), median(inference));
+      for (const auto& [url, output] : s.outputs)
+        outputRows += fmt::format("| {} | {} | {} | {} | {} of {} | {:.0f} | {:.0f} |\n", model.filename().string(),
+                                  target > 0 ? fmt::format("{:.0f}", target) : "off", url, output.sent, output.repeated,
+                                  output.sent, output.latencyMedianMs, output.latencyP95Ms);
+      session.finishOutputs();
     }
   }
+  if (!outputRows.empty())
+    std::cout << "\nOutputs (capture to muxer, new pictures only; the output sends 30 fps, repeating the last "
+                 "picture while the model works)\n\n| model | --target-fps | output | frames sent | repeats | "
+                 "latency median (ms) | 95th percentile (ms) |\n|---|---|---|---|---|---|---|\n"
+              << outputRows;
   return 0;
 }
 #endif
