@@ -99,7 +99,9 @@ Vgg19 loadLossNetwork(const cxxopts::ParseResult& args, const torch::Device& dev
   };
   Vgg19 vgg = loadNormalizedVgg19(weights, cacheDir(), photos, pooling == "avg" ? Pooling::kAverage : Pooling::kMax);
   vgg.to(device);
-  std::cerr << "stylize: loss network " << weights.string() << " (" << vgg.loadedRange() << ", normalised)\n";
+  const char* rank = std::getenv("RANK");  // the other ranks of a distributed run say nothing twice
+  if (!rank || std::string(rank) == "0")
+    std::cerr << "stylize: loss network " << weights.string() << " (" << vgg.loadedRange() << ", normalised)\n";
   return vgg;
 }
 
