@@ -126,6 +126,10 @@ LiveOutput::LiveOutput(LiveOutputOptions options) : options_(std::move(options))
   out->time_base = codec_->time_base;
   out->avg_frame_rate = frameRate_;
 
+  if (options_.audio && !device_) {
+    audio_ = std::make_unique<AudioTranscoder>(*options_.audio, *format_);
+    format_->max_interleave_delta = 1000000;  // if the sound stops, the picture waits at most a second
+  }
   if (!(format_->oformat->flags & AVFMT_NOFILE)) {
     if (file_) temporary_ = temporarySibling(target);
     const std::string url = file_ ? temporary_.string() : target;
@@ -168,38 +172,65 @@ const char* LiveOutput::kind() const { return device_ ? "v4l2" : file_ ? "file" 
 void LiveOutput::offer(const torch::Tensor& rgb, Clock::time_point capturedAt) {
   {
     std::lock_guard lock(mutex_);
-    latest_ = rgb;  // the caller hands over a picture it no longer changes
-    latestCapturedAt_ = capturedAt;
     ++offered_;
+    if (!audio_) {
+      stats_.skipped += static_cast<int64_t>(pictures_.size());
+      pictures_.clear();
+    } else if (pictures_.size() >= 64) {  // the sending thread is stuck: keep the newest
+      pictures_.pop_front();
+      ++stats_.skipped;
+    }
+    pictures_.push_back({rgb, capturedAt});  // the caller hands over a picture it no longer changes
   }
   wake_.notify_all();
 }
 
 void LiveOutput::sendLoop() {
   const auto period = std::chrono::duration_cast<Clock::duration>(std::chrono::duration<double>(1 / options_.fps));
-  Clock::time_point start{}, next{};
-  int64_t lastPts = -1, lastTaken = 0;
+  // Without sound a picture goes at the next tick after it comes: the lowest latency. With sound each goes
+  // when it is `audioDelay` old, the sound at the same age (offerAudio), so both keep the capture's timing.
+  const bool withSound = audio_ != nullptr;
+  const auto delay =
+      std::chrono::duration_cast<Clock::duration>(std::chrono::duration<double>(withSound ? options_.audioDelay : 0.0));
+  Clock::time_point& start = start_;
+  Clock::time_point next{};
+  int64_t& lastPts = lastPts_;
   torch::Tensor picture;
   for (;;) {
     Clock::time_point capturedAt;
     bool fresh = false;
     {
       std::unique_lock lock(mutex_);
-      if (picture.defined())
-        wake_.wait_until(lock, next, [&] { return stopping_; });
-      else  // nothing sent yet: the first picture starts the clock
-        wake_.wait(lock, [&] { return stopping_ || offered_ > 0; });
+      if (!picture.defined()) {
+        // Nothing sent yet: the first picture starts the clock.
+        wake_.wait(lock, [&] { return stopping_ || !pictures_.empty(); });
+        if (!stopping_ && withSound) {
+          origin_ = pictures_.front().capturedAt;
+          start = next = *origin_ + delay;
+        }
+      }
+      if (start != Clock::time_point{}) wake_.wait_until(lock, next, [&] { return stopping_; });
       if (stopping_) return;
-      if (offered_ != lastTaken) {
-        stats_.skipped += offered_ - lastTaken - 1;
-        lastTaken = offered_;
-        picture = latest_;
-        capturedAt = latestCapturedAt_;
+      // The newest picture whose time has come.
+      const auto now = Clock::now();
+      int64_t chosen = -1;
+      for (size_t i = 0; i < pictures_.size(); ++i)
+        if (pictures_[i].capturedAt + delay <= now + period / 2) chosen = static_cast<int64_t>(i);
+      if (chosen >= 0) {
+        stats_.skipped += chosen;
+        picture = pictures_[chosen].rgb;
+        capturedAt = pictures_[chosen].capturedAt;
+        pictures_.erase(pictures_.begin(), pictures_.begin() + chosen + 1);
         fresh = true;
+        if (withSound && capturedAt + delay + period < now) ++stats_.late;
       }
     }
     const auto now = Clock::now();
     if (start == Clock::time_point{}) start = next = now;
+    if (!picture.defined()) {  // (cannot happen: the first picture is due when the clock starts)
+      next += period;
+      continue;
+    }
     // Timestamps follow the clock: after a stall (a slow network) the next frame says so, never a burst.
     const int64_t pts = std::max(lastPts + 1, static_cast<int64_t>((now - start) / period));
     try {
@@ -219,6 +250,49 @@ void LiveOutput::sendLoop() {
     }
     next = start + (pts + 1) * period;
   }
+}
+
+void LiveOutput::offerAudio(const AVPacket& packet, Clock::time_point capturedAt) {
+  if (!audio_) return;
+  std::optional<Clock::time_point> origin;
+  {
+    std::lock_guard lock(mutex_);
+    origin = origin_;
+  }
+  std::lock_guard mux(muxMutex_);
+  if (audioClosed_) return;
+  try {
+    if (!origin) {  // no picture sent yet: keep the last seconds of sound, the first picture may be in them
+      av::PacketPtr copy = av::allocPacket();
+      av::check(av_packet_ref(copy.get(), &packet), "audio");
+      audioBacklog_.emplace_back(std::move(copy), capturedAt);
+      while (!audioBacklog_.empty() && capturedAt - audioBacklog_.front().second > std::chrono::seconds(5))
+        audioBacklog_.pop_front();
+      return;
+    }
+    for (auto& [kept, at] : audioBacklog_) writeAudio(*kept, at);
+    audioBacklog_.clear();
+    writeAudio(packet, capturedAt);
+  } catch (const std::exception& e) {
+    audioClosed_ = true;  // the picture goes on without sound, and says so at the end
+    std::lock_guard lock(mutex_);
+    stats_.audioError = e.what();
+  }
+}
+
+// Under muxMutex_, once the first picture's capture time (origin_) is known.
+void LiveOutput::writeAudio(const AVPacket& packet, Clock::time_point capturedAt) {
+  const AVRational timeBase = options_.audio->time_base;
+  const Clock::time_point origin = *origin_;
+  const auto half = std::chrono::microseconds(av_rescale_q(packet.duration, timeBase, {1, 1000000}) / 2);
+  if (capturedAt + half < origin) return;  // sound from before the first picture
+  // The sound's place on the output's timeline is its capture time after the first picture's, as the
+  // pictures' is; the transcoder counts samples from there.
+  av::PacketPtr placed = av::allocPacket();
+  av::check(av_packet_ref(placed.get(), &packet), "audio");
+  const int64_t us = std::chrono::duration_cast<std::chrono::microseconds>(capturedAt - origin).count();
+  placed->pts = placed->dts = av_rescale_q(std::max<int64_t>(0, us), {1, 1000000}, timeBase);
+  audio_->write(*placed);
 }
 
 void LiveOutput::send(const torch::Tensor* picture, int64_t pts) {
@@ -255,6 +329,7 @@ void LiveOutput::drain(bool flush) {
     av::check(status, options_.target + ": encoding");
     av_packet_rescale_ts(packet_.get(), codec_->time_base, format_->streams[0]->time_base);
     packet_->stream_index = 0;
+    std::lock_guard mux(muxMutex_);
     av::check(av_interleaved_write_frame(format_.get(), packet_.get()), options_.target + ": sending");
   }
 }
@@ -269,8 +344,22 @@ void LiveOutput::finish() {
   wake_.notify_all();
   if (thread_.joinable()) thread_.join();
   if (!error_.empty()) throw Error(error_);
+  if (audio_ && start_ != Clock::time_point{}) {
+    // Pictures still waiting for their time go out now, at their times: the recording ends where the sound does.
+    const auto period = std::chrono::duration<double>(1 / options_.fps);
+    for (const Picture& p : pictures_) {
+      const double due = std::chrono::duration<double>(p.capturedAt - *origin_).count();
+      lastPts_ = std::max(lastPts_ + 1, static_cast<int64_t>(std::lround(due / period.count())));
+      send(&p.rgb, lastPts_);
+      ++stats_.sent;
+    }
+    pictures_.clear();
+  }
   av::check(avcodec_send_frame(codec_.get(), nullptr), options_.target + ": flushing the encoder");
   drain(true);
+  std::lock_guard mux(muxMutex_);
+  if (audio_ && !audioClosed_) audio_->finish();
+  audioClosed_ = true;
   av::check(av_write_trailer(format_.get()), options_.target + ": finishing");
   if (!(format_->oformat->flags & AVFMT_NOFILE)) avio_closep(&format_->pb);
   if (file_) {

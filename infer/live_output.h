@@ -11,13 +11,16 @@
 
 #include <chrono>
 #include <condition_variable>
+#include <deque>
 #include <filesystem>
 #include <memory>
 #include <mutex>
+#include <optional>
 #include <string>
 #include <thread>
 #include <vector>
 
+#include "infer/audio_transcoder.h"
 #include "infer/ffmpeg.h"
 
 namespace stylize {
@@ -27,12 +30,20 @@ struct LiveOutputOptions {
   std::string pixelFormat;    // v4l2 devices: yuyv422 (default; what browsers, Zoom/Meet and OBS take) or yuv420p
   int width = 0, height = 0;  // the picture is scaled to this (even) size
   double fps = 0;             // 0: 30
+  // Sound for streams and files (ignored by a device: a virtual camera carries no sound): its packets come
+  // through offerAudio(). Each picture is then sent `audioDelay` seconds after it was captured, and each
+  // sound at the same distance from its capture, so that both stay together however long a picture took to
+  // stylize (as long as that is under the delay).
+  const AVStream* audio = nullptr;
+  double audioDelay = 0.25;
 };
 
 struct LiveOutputStats {
-  int64_t sent = 0;      // frames sent (repeats included)
-  int64_t repeated = 0;  // of those, the previous picture again (the model was slower than the output)
-  int64_t skipped = 0;   // pictures offered but replaced by a newer one before their turn
+  int64_t sent = 0;        // frames sent (repeats included)
+  int64_t repeated = 0;    // of those, the previous picture again (the model was slower than the output)
+  int64_t skipped = 0;     // pictures offered but replaced by a newer one before their turn
+  int64_t late = 0;        // with sound: pictures that came later than their time to be sent
+  std::string audioError;  // why the sound stopped, if it did
   double latencyMedianMs = 0, latencyP95Ms = 0;  // capture → handed to the muxer, new pictures only
 };
 
@@ -48,6 +59,9 @@ class LiveOutput {
 
   // The newest picture, [H, W, 3] uint8 RGB of any size (scaled to the output's), and when the camera took it.
   void offer(const torch::Tensor& rgb, std::chrono::steady_clock::time_point capturedAt);
+  // A packet of options.audio's stream and when its first sample was captured (any thread).
+  void offerAudio(const AVPacket& packet, std::chrono::steady_clock::time_point capturedAt);
+  bool hasAudio() const { return audio_ != nullptr; }
   // Flushes the encoder and writes the trailer (a recording appears at its name only then); throws the
   // error that stopped the sending thread, if any.
   void finish();
@@ -59,6 +73,7 @@ class LiveOutput {
 
  private:
   void sendLoop();
+  void writeAudio(const AVPacket& packet, std::chrono::steady_clock::time_point capturedAt);
   // Converts and encodes a new picture, or (nullptr) encodes the last one again.
   void send(const torch::Tensor* picture, int64_t pts);
   void drain(bool flush);
@@ -74,10 +89,21 @@ class LiveOutput {
   int swsWidth_ = 0, swsHeight_ = 0;
   AVRational frameRate_{30, 1};
 
+  std::unique_ptr<AudioTranscoder> audio_;
+  std::mutex muxMutex_;  // the muxer and the audio transcoder: the sending and the sound threads both write
+  std::deque<std::pair<av::PacketPtr, std::chrono::steady_clock::time_point>> audioBacklog_;  // before 1st picture
+  bool audioClosed_ = false;
+
+  struct Picture {
+    torch::Tensor rgb;
+    std::chrono::steady_clock::time_point capturedAt;
+  };
   mutable std::mutex mutex_;
   std::condition_variable wake_;
-  torch::Tensor latest_;
-  std::chrono::steady_clock::time_point latestCapturedAt_;
+  std::deque<Picture> pictures_;  // offered, not yet sent (without sound: only the newest is kept)
+  std::optional<std::chrono::steady_clock::time_point> origin_;  // capture time of the first picture sent
+  std::chrono::steady_clock::time_point start_{};                // when the first picture was due (pts 0)
+  int64_t lastPts_ = -1;
   int64_t offered_ = 0, taken_ = 0;
   bool stopping_ = false, finished_ = false;
   std::string error_;

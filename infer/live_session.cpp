@@ -76,9 +76,14 @@ LiveSession::LiveSession(LiveOptions options) : options_(std::move(options)) {
                   : info.frameRate.num > 0 && info.frameRate.den > 0 ? av_q2d(info.frameRate)
                                                                      : 30;
     if (!(rate > 0 && rate <= 120)) rate = 30;
+    if (!options_.audio.empty()) {
+      if (options_.outputs.empty()) throw Error("--audio " + options_.audio + ": needs an --output to go to");
+      audio_ = std::make_unique<AudioCapture>(options_.audio);
+    }
     for (LiveOutputOptions output : options_.outputs) {
       if (output.width == 0) output.width = info.width, output.height = info.height;
       if (output.fps == 0) output.fps = rate;
+      if (audio_) output.audio = &audio_->stream();
       outputs_.push_back(std::make_unique<LiveOutput>(output));
     }
   } catch (...) {
@@ -90,10 +95,16 @@ LiveSession::LiveSession(LiveOptions options) : options_(std::move(options)) {
     inference_.join();
     throw;
   }
+  // Sound and picture start together: a file given for both plays in step.
+  if (audio_)
+    audio_->start([this](const AVPacket& packet, Clock::time_point capturedAt) {
+      for (auto& output : outputs_) output->offerAudio(packet, capturedAt);
+    });
   capture_ = std::thread([this] { captureLoop(); });
 }
 
 LiveSession::~LiveSession() {
+  audio_.reset();    // its thread feeds the outputs
   outputs_.clear();  // (a recording not finished by finishOutputs() is removed)
   {
     std::lock_guard lock(mutex_);
@@ -351,6 +362,7 @@ void LiveSession::run(const std::atomic<bool>* stop) {
 }
 
 void LiveSession::finishOutputs() {
+  audio_.reset();  // no more sound comes in while the outputs finish
   std::string first;
   for (auto& output : outputs_) {
     try {

@@ -13,6 +13,7 @@
 #include <thread>
 #include <vector>
 
+#include "infer/audio_capture.h"
 #include "infer/live_output.h"
 #include "infer/preview_window.h"
 #include "infer/stabilizer.h"
@@ -45,6 +46,8 @@ struct LiveOptions {
   // Where else the screen goes (virtual camera, stream, recording): size and rate default to the source's.
   std::vector<LiveOutputOptions> outputs;
   bool window = true;  // false: outputs only, no SDL window (and no keys)
+  // Sound for the stream and file outputs: "pulse:NAME", "alsa:NAME", or a file or URL (see AudioCapture).
+  std::string audio;
 };
 
 struct LiveStats {
@@ -107,6 +110,7 @@ class LiveSession {
   std::vector<std::string> names_;
   std::unique_ptr<VideoDecoder> source_;
   std::unique_ptr<PreviewWindow> window_;
+  std::unique_ptr<AudioCapture> audio_;
   std::vector<std::unique_ptr<LiveOutput>> outputs_;
 
   mutable std::mutex mutex_;

@@ -26,6 +26,7 @@ int runLive(int argc, char** argv) {
       "  stylize live --model m.safetensors --output /dev/video10      a virtual webcam for calls and OBS "
       "(v4l2loopback)\n"
       "  stylize live --model m.safetensors --output udp://192.168.1.20:5000 --output talk.mkv --no-window\n"
+      "  stylize live --model m.safetensors --audio pulse:default --output talk.mp4     with the microphone\n"
       "Keys: 1-9 model · v stylized/original/side by side · +/- strength · s screenshot · o overlay · "
       "f fullscreen · q/Esc quit\n");
   // clang-format off
@@ -45,6 +46,8 @@ int runLive(int argc, char** argv) {
       ("output", "also send the picture to a v4l2loopback device (/dev/videoN), a stream (udp://, rtp://, tcp://, srt://, rtmp://; H.264 tuned for latency) or a recording (.mkv, .mp4, .ts; written whole on exit); repeatable", cxxopts::value<std::vector<std::string>>())
       ("output-format", "pixel format for a v4l2 device: yuyv422 (what browsers, Zoom/Meet and OBS take) or yuv420p", cxxopts::value<std::string>()->default_value("yuyv422"))
       ("no-window", "no preview window (outputs only; Ctrl-C stops)")
+      ("audio", "sound for stream and file outputs: pulse:default, alsa:hw:0, or a file or URL (played in real time)", cxxopts::value<std::string>())
+      ("av-delay", "with --audio: seconds from capture to output for picture and sound alike; must exceed the stylizing latency (the exit line says if pictures came later)", cxxopts::value<double>()->default_value("0.25"))
       ("stabilize", "reduce flicker (as in stylize video; 0..0.95, default 0.7 when given)", cxxopts::value<double>()->implicit_value("0.7"));
   // clang-format on
   addStylizeOptions(options);
@@ -95,9 +98,12 @@ int runLive(int argc, char** argv) {
       LiveOutputOptions output;
       output.target = target;
       output.pixelFormat = args["output-format"].as<std::string>();
+      output.audioDelay = args["av-delay"].as<double>();
+      if (!(output.audioDelay >= 0.02 && output.audioDelay <= 10)) throw Error("--av-delay must be 0.02..10 seconds");
       live.outputs.push_back(output);
     }
   live.window = args.count("no-window") == 0;
+  if (args.count("audio")) live.audio = args["audio"].as<std::string>();
   if (!live.window && live.outputs.empty()) throw Error("stylize live: --no-window needs an --output");
   live.stylize = stylizeOptionsFromArgs(args);
   live.precision = precisionFromArgs(args);
@@ -113,9 +119,16 @@ int runLive(int argc, char** argv) {
                            s.fps, s.latencyMs, s.inferenceWidth, s.inferenceHeight);
   for (const auto& [target, o] : s.outputs)
     std::cerr << fmt::format(
-        "stylize: → {}: {} frames ({} repeats of a slower model's picture), capture-to-output latency median {:.0f} "
-        "ms, 95th percentile {:.0f} ms\n",
-        target, o.sent, o.repeated, o.latencyMedianMs, o.latencyP95Ms);
+                     "stylize: → {}: {} frames ({} repeats of a slower model's picture), capture-to-output latency "
+                     "median {:.0f} "
+                     "ms, 95th percentile {:.0f} ms\n",
+                     target, o.sent, o.repeated, o.latencyMedianMs, o.latencyP95Ms)
+              << (o.audioError.empty() ? ""
+                                       : "stylize: warning: " + target + ": the sound stopped: " + o.audioError + "\n")
+              << (o.late == 0 ? ""
+                              : fmt::format("stylize: warning: {}: {} pictures came later than --av-delay and lag the "
+                                            "sound; raise it\n",
+                                            target, o.late));
   if (live.screenshotAt > 0 && s.frames >= live.screenshotAt)
     std::cerr << "stylize: screenshot → " << live.screenshotPath.string() << "\n";
   return 0;

@@ -6,6 +6,7 @@
 #include <unistd.h>
 
 #include <future>
+#include <random>
 
 #include "data/error.h"
 #include "infer/live_session.h"
@@ -197,6 +198,94 @@ TEST_F(LiveTest, OutputsStreamAndRecordWhatTheWindowShows) {
   }
   const Received recording = receive((dir_ / "rec.mkv").string());
   EXPECT_NEAR(av_q2d(recording.frameRate), 50, 0.5);  // the clip's rate
+}
+
+// A clip whose picture changes at 1 s as a tone starts (10 fps, PCM sound).
+void writeSyncClip(const std::filesystem::path& path) {
+  test::VideoSpec spec;
+  spec.width = 96;
+  spec.height = 64;
+  spec.framesMs = test::constantRate(20, 10);
+  spec.still = true;
+  spec.cutAt = 10;
+  spec.lossless = true;
+  spec.audio = true;
+  spec.audioSeconds = 2;
+  spec.toneFromMs = 1000;
+  spec.audioCodec = AV_CODEC_ID_PCM_S16LE;
+  test::writeTestVideo(path, spec);
+}
+
+// --audio: an output places each sound and each picture by its capture time, a fixed delay later, so they
+// stay together however long the pictures took to stylize. The clip's sound plays as a microphone; pictures
+// that change at its 1 s are offered as a camera would deliver them, each only after a random "stylizing"
+// delay of up to 0.2 s: in the recording the change and the tone meet.
+TEST_F(LiveTest, AnOutputKeepsSoundWithThePictureWhateverTheLatency) {
+  writeSyncClip(dir_ / "sync.mkv");
+  AudioCapture microphone((dir_ / "sync.mkv").string());
+  LiveOutputOptions o{(dir_ / "rec.mp4").string(), "", 96, 64, 10};
+  o.audio = &microphone.stream();
+  o.audioDelay = 0.3;
+  LiveOutput output(o);
+  std::promise<std::chrono::steady_clock::time_point> started;
+  bool first = true;
+  microphone.start([&](const AVPacket& packet, std::chrono::steady_clock::time_point at) {
+    if (first) started.set_value(at), first = false;
+    output.offerAudio(packet, at);
+  });
+  const auto zero = started.get_future().get();  // the microphone's first sample: the clip's time 0
+  torch::manual_seed(3);
+  const torch::Tensor before = (torch::rand({64, 96, 3}) * 255).to(torch::kUInt8),
+                      after = (torch::rand({64, 96, 3}) * 255).to(torch::kUInt8);
+  std::mt19937 random(5);
+  for (int k = 0; k < 20; ++k) {
+    const auto captured = zero + std::chrono::milliseconds(100 * k);
+    std::this_thread::sleep_until(captured + std::chrono::milliseconds(random() % 200));
+    output.offer(k < 10 ? before : after, captured);
+  }
+  std::this_thread::sleep_for(std::chrono::milliseconds(400));
+  output.finish();
+  const LiveOutputStats stats = output.stats();
+  EXPECT_TRUE(stats.audioError.empty()) << stats.audioError;
+  EXPECT_EQ(stats.late, 0);
+  const double picture = test::biggestPictureChangeSeconds(dir_ / "rec.mp4");
+  const double sound = test::audioOnsetSeconds(dir_ / "rec.mp4");
+  std::cout << fmt::format("[ measured ] picture changes at {:.3f} s, the tone starts at {:.3f} s: {:+.0f} ms\n",
+                           picture, sound, 1e3 * (sound - picture));
+  EXPECT_NEAR(picture, 1.0, 0.051);  // the recording starts with the first picture
+  // Within what a viewer notices (ITU-R BT.1359: 45 ms of sound ahead); sound is placed by whole packets
+  // (21 ms here), pictures by frames.
+  EXPECT_NEAR(sound - picture, 0, 0.045);
+}
+
+// The same through a whole session: --audio with the clip as camera and microphone gives a recording with
+// the sound from its start to its end.
+TEST_F(LiveTest, SoundGoesIntoRecordings) {
+  writeSyncClip(dir_ / "sync.mkv");
+  LiveOptions o = options();
+  o.input = o.audio = (dir_ / "sync.mkv").string();
+  o.loop = false;
+  o.outputs = {LiveOutputOptions{(dir_ / "rec.mp4").string(), "", 0, 0, 0}};
+  {
+    LiveSession session(o);
+    session.run();
+    session.finishOutputs();
+    EXPECT_TRUE(session.stats().outputs.at(0).second.audioError.empty());
+  }
+  const auto recording = test::readVideoContents(dir_ / "rec.mp4");
+  ASSERT_FALSE(recording.audioTimes.empty());
+  ASSERT_FALSE(recording.frameTimes.empty());
+  EXPECT_NEAR(recording.audioTimes.front(), 0, 0.05);
+  EXPECT_GT(recording.audioTimes.back(), 1.5);
+  EXPECT_NEAR(test::audioOnsetSeconds(dir_ / "rec.mp4"), 1.0, 0.05);  // the sound's own timing is kept
+
+  o.outputs.clear();
+  try {
+    LiveSession session(o);
+    ADD_FAILURE() << "--audio without an output: no error";
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find("needs an --output"), std::string::npos) << e.what();
+  }
 }
 
 // A virtual camera that is missing or is not a V4L2 output is refused before anything runs. (v4l2loopback
