@@ -1,7 +1,10 @@
 // Helpers shared by the test suites: scratch folders, shared-data lookup, running the CLI.
 #pragma once
 
+#include <arpa/inet.h>
 #include <gtest/gtest.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
 #include <torch/torch.h>
 #include <unistd.h>
 
@@ -58,6 +61,19 @@ inline Safetensors randomVgg(int layers) {
   }
   file.tensors["classifier.0.weight"] = torch::zeros({2, 2});
   return file;
+}
+
+// A loopback port nobody uses now (SOCK_STREAM: TCP, SOCK_DGRAM: UDP), for a test's own server or stream.
+inline int freeLoopbackPort(int type = SOCK_STREAM) {
+  const int fd = socket(AF_INET, type, 0);
+  sockaddr_in address{};
+  address.sin_family = AF_INET;
+  address.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  socklen_t length = sizeof address;
+  bind(fd, reinterpret_cast<sockaddr*>(&address), sizeof address);
+  getsockname(fd, reinterpret_cast<sockaddr*>(&address), &length);
+  close(fd);
+  return ntohs(address.sin_port);
 }
 
 struct CommandResult {

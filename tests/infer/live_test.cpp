@@ -1,9 +1,5 @@
 #include <SDL2/SDL.h>
-#include <arpa/inet.h>
 #include <gtest/gtest.h>
-#include <netinet/in.h>
-#include <sys/socket.h>
-#include <unistd.h>
 
 #include <future>
 #include <random>
@@ -136,18 +132,6 @@ Received receive(const std::string& url, const ReadOptions& options = {}) {
   return got;
 }
 
-int freeUdpPort() {
-  const int fd = socket(AF_INET, SOCK_DGRAM, 0);
-  sockaddr_in address{};
-  address.sin_family = AF_INET;
-  address.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  socklen_t length = sizeof address;
-  bind(fd, reinterpret_cast<sockaddr*>(&address), sizeof address);
-  getsockname(fd, reinterpret_cast<sockaddr*>(&address), &length);
-  close(fd);
-  return ntohs(address.sin_port);
-}
-
 double meanDifference(const torch::Tensor& a, const torch::Tensor& b) {
   return (a.to(torch::kFloat32) - b.to(torch::kFloat32)).abs().mean().item<double>() / 255;
 }
@@ -155,7 +139,7 @@ double meanDifference(const torch::Tensor& a, const torch::Tensor& b) {
 // The screen goes out as a UDP stream (received here with libavformat) and as a recording, at the clip's
 // 50 fps with increasing timestamps, and what arrives is what the window shows.
 TEST_F(LiveTest, OutputsStreamAndRecordWhatTheWindowShows) {
-  const int port = freeUdpPort();
+  const int port = test::freeLoopbackPort(SOCK_DGRAM);
   const std::string url = "udp://127.0.0.1:" + std::to_string(port);
   ReadOptions listen;
   listen.demuxerOptions = {{"timeout", "3000000"}};  // the stream has ended after 3 s of silence

@@ -1,11 +1,7 @@
 // `stylize train` across processes on c10d (Gloo on loopback): the same model as one process, resumable on
 // another number of ranks, and faults that end every rank with an error that names the rank at fault.
-#include <arpa/inet.h>
 #include <gtest/gtest.h>
-#include <netinet/in.h>
-#include <sys/socket.h>
 #include <torch/torch.h>
-#include <unistd.h>
 
 #include <fstream>
 #include <regex>
@@ -21,18 +17,6 @@ namespace {
 
 namespace fs = std::filesystem;
 using test::runStylize;
-
-int freePort() {
-  const int fd = socket(AF_INET, SOCK_STREAM, 0);
-  sockaddr_in address{};
-  address.sin_family = AF_INET;
-  address.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  socklen_t length = sizeof address;
-  bind(fd, reinterpret_cast<sockaddr*>(&address), sizeof address);
-  getsockname(fd, reinterpret_cast<sockaddr*>(&address), &length);
-  close(fd);
-  return ntohs(address.sin_port);
-}
 
 class DistributedTrain : public ::testing::Test {
  protected:
@@ -134,7 +118,7 @@ TEST_F(DistributedTrain, TorchrunStartsTheRanksAsNprocDoes) {
   r = runStylize(trainArgs("torchrun.safetensors", common), dir.path(),
                  "/usr/bin/python3 -m torch.distributed.run --nnodes 1 --nproc_per_node 2 --master_addr 127.0.0.1 "
                  "--master_port " +
-                     std::to_string(freePort()) + " -r 1 -t 1 --log_dir '" + (dir / "torchrun").string() +
+                     std::to_string(test::freeLoopbackPort()) + " -r 1 -t 1 --log_dir '" + (dir / "torchrun").string() +
                      "' --no_python");
   ASSERT_EQ(r.exitCode, 0) << r.output;
   EXPECT_NE(r.output.find("rank 0 of 2 (gloo; 2 per rank)"), std::string::npos) << r.output;
@@ -166,7 +150,7 @@ TEST_F(DistributedTrain, CtrlCOnTheLauncherStopsEveryRankWithACheckpoint) {
 TEST_F(DistributedTrain, ARankThatDiesOrHangsEndsTheOtherWithItsName) {
   for (const std::string signal : {"KILL", "STOP"}) {
     SCOPED_TRACE(signal);
-    const int port = freePort();
+    const int port = test::freeLoopbackPort();
     const fs::path log = dir / "m.log.csv";
     fs::remove(log);
     // Rank 1 gets the signal once rank 0 has logged iteration 2; the script prints rank 0's output, then
