@@ -146,7 +146,7 @@ TEST_F(LiveTest, OutputsStreamAndRecordWhatTheWindowShows) {
   auto receiver = std::async(std::launch::async, [&] { return receive(url, listen); });
   std::this_thread::sleep_for(std::chrono::milliseconds(300));  // listening before the first packet
   LiveOptions o = options();
-  o.frames = 60;
+  o.frames = 100;  // 2 s or more: a receiver that joins late still gets a key frame (one a second) and many frames
   o.outputs = {LiveOutputOptions{url, "", 0, 0, 0}, LiveOutputOptions{(dir_ / "rec.mkv").string(), "", 0, 0, 0}};
   torch::Tensor screen;
   {
