@@ -167,8 +167,6 @@ LiveOutput::~LiveOutput() {
   }
 }
 
-const char* LiveOutput::kind() const { return device_ ? "v4l2" : file_ ? "file" : "stream"; }
-
 void LiveOutput::offer(const torch::Tensor& rgb, Clock::time_point capturedAt) {
   {
     std::lock_guard lock(mutex_);

@@ -61,15 +61,12 @@ class LiveOutput {
   void offer(const torch::Tensor& rgb, std::chrono::steady_clock::time_point capturedAt);
   // A packet of options.audio's stream and when its first sample was captured (any thread).
   void offerAudio(const AVPacket& packet, std::chrono::steady_clock::time_point capturedAt);
-  bool hasAudio() const { return audio_ != nullptr; }
   // Flushes the encoder and writes the trailer (a recording appears at its name only then); throws the
   // error that stopped the sending thread, if any.
   void finish();
 
   LiveOutputStats stats() const;
   const std::string& target() const { return options_.target; }
-  // "v4l2", "stream" or "file".
-  const char* kind() const;
 
  private:
   void sendLoop();
@@ -104,7 +101,7 @@ class LiveOutput {
   std::optional<std::chrono::steady_clock::time_point> origin_;  // capture time of the first picture sent
   std::chrono::steady_clock::time_point start_{};                // when the first picture was due (pts 0)
   int64_t lastPts_ = -1;
-  int64_t offered_ = 0, taken_ = 0;
+  int64_t offered_ = 0;
   bool stopping_ = false, finished_ = false;
   std::string error_;
   LiveOutputStats stats_;

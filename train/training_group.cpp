@@ -43,10 +43,13 @@ std::string firstLine(const std::exception& e) {
   return text.substr(0, text.find('\n'));
 }
 
-bool isLoopback(const std::string& address) {
+// Whether every address `host` resolves to is a loopback one; an Error when it does not resolve (at once,
+// not after the rendezvous timeout).
+bool resolvesToLoopback(const std::string& host) {
   addrinfo hints{}, *found = nullptr;
   hints.ai_socktype = SOCK_STREAM;
-  if (getaddrinfo(address.c_str(), nullptr, &hints, &found) != 0) return false;
+  if (const int status = getaddrinfo(host.c_str(), nullptr, &hints, &found); status != 0)
+    throw Error(fmt::format("MASTER_ADDR={}: {}", host, gai_strerror(status)));
   bool loopback = true;
   for (addrinfo* a = found; a; a = a->ai_next) {
     if (a->ai_family == AF_INET)
@@ -108,13 +111,7 @@ TrainingGroup::TrainingGroup(const Rendezvous& where, const std::string& backend
                             backend_ == "gloo" ? "; install libgloo-dev and rebuild" : ""));
   if (backend_ == "nccl" && !device.is_cuda()) throw Error("--backend nccl needs --device cuda");
 
-  // An address that does not resolve fails now, not after the rendezvous timeout.
-  addrinfo hints{}, *found = nullptr;
-  hints.ai_socktype = SOCK_STREAM;
-  if (const int status = getaddrinfo(where_.address.c_str(), nullptr, &hints, &found); status != 0)
-    throw Error(fmt::format("MASTER_ADDR={}: {}", where_.address, gai_strerror(status)));
-  freeaddrinfo(found);
-
+  [[maybe_unused]] const bool loopback = resolvesToLoopback(where_.address);
   const std::string at = fmt::format("{}:{}", where_.address, where_.port);
   // Under torchrun its agent already serves a store at MASTER_ADDR:MASTER_PORT: every rank, 0 included, is
   // a client there, under a prefix per restart attempt (as PyTorch's own env:// rendezvous does).
@@ -149,7 +146,7 @@ TrainingGroup::TrainingGroup(const Rendezvous& where, const std::string& backend
       // (a container's hostname may resolve to an address nobody can reach).
       if (const auto interface = environment("GLOO_SOCKET_IFNAME"))
         gloo->devices.push_back(c10d::ProcessGroupGloo::createDeviceForInterface(*interface));
-      else if (isLoopback(where_.address))
+      else if (loopback)
         gloo->devices.push_back(c10d::ProcessGroupGloo::createDeviceForHostname("127.0.0.1"));
       else
         gloo->devices.push_back(c10d::ProcessGroupGloo::createDefaultDevice());
