@@ -86,7 +86,10 @@ TEST_F(DistributedTrain, TwoRanksTrainTheModelOneProcessTrainsAndResumeOnOneRank
   ASSERT_EQ(two.size(), 5u);
   for (size_t i = 0; i < one.size(); ++i)
     for (size_t c = 1; c <= 5; ++c)  // content, style, tv, temporal, total
-      EXPECT_NEAR(two[i][c], one[i][c], 1e-5 * std::abs(one[i][c]) + 1e-9) << "row " << i << " column " << c;
+      // Row 1 is the same weights on the same photos (only the sums' order differs); later rows follow weights
+      // that differ by the Adam-amplified rounding above, as much as on another CPU's kernels.
+      EXPECT_NEAR(two[i][c], one[i][c], (i == 0 ? 1e-5 : 1e-4) * std::abs(one[i][c]) + 1e-9)
+          << "row " << i << " column " << c;
   // Only rank 0 wrote: one log, one checkpoint (at iteration 3), no stray temporaries.
   for (const auto& e : fs::directory_iterator(dir.path()))
     EXPECT_EQ(e.path().string().find(".tmp-"), std::string::npos) << e.path();
