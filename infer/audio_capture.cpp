@@ -24,7 +24,13 @@ AudioCapture::AudioCapture(const std::string& spec) : spec_(spec) {
       device_ = true;
     }
   }
-  AVFormatContext* raw = nullptr;
+  // A stalled network source must not hold the reading thread (and the destructor that joins it) forever.
+  AVFormatContext* raw = avformat_alloc_context();
+  if (!raw) throw Error("out of memory opening --audio " + spec);
+  raw->interrupt_callback.callback = [](void* self) {
+    return static_cast<AudioCapture*>(self)->stopping_.load() ? 1 : 0;
+  };
+  raw->interrupt_callback.opaque = this;
   const int opened = avformat_open_input(&raw, url.c_str(), demuxer, nullptr);
   if (opened < 0) throw Error("--audio " + spec + ": cannot open: " + av::errorString(opened));
   format_.reset(raw);
