@@ -18,9 +18,23 @@ CompactNetImpl::CompactNetImpl(int64_t w, int64_t blocks) {
 torch::Tensor CompactNetImpl::forward(const torch::Tensor& x) {
   torch::Tensor y = torch::relu(in1(stem(x)));
   y = torch::relu(in2(down(y)));
-  y = residuals->forward(y);
+  if (!residuals->is_empty()) y = residuals->forward(y);  // Sequential refuses to run empty
   y = torch::relu(in3(up(y)));
   return toRgb(y);
+}
+
+fused::Activation CompactNetImpl::forwardFused(const torch::Tensor& padded) {
+  using fused::Pad;
+  const auto blocks = residuals->children();
+  torch::Tensor y = fused::normalizePadded({stem->conv(padded)}, in1->weight, in1->bias, in1->options.eps(), true, {},
+                                           1, Pad::kReflect);
+  y = fused::normalizePadded({down->conv(y)}, in2->weight, in2->bias, in2->options.eps(), true, {}, 1,
+                             blocks.empty() ? Pad::kReplicate : Pad::kReflect);
+  for (size_t i = 0; i < blocks.size(); ++i)
+    y = blocks[i]->as<ResidualBlockImpl>()->forwardFused(y, i + 1 == blocks.size() ? Pad::kReplicate : Pad::kReflect);
+  y = fused::normalizePadded(up->forwardFused(y), in3->weight, in3->bias, in3->options.eps(), true, {}, 1,
+                             Pad::kReplicate);
+  return toRgb->forwardFused(y);
 }
 
 }  // namespace stylize

@@ -22,6 +22,9 @@ class CompactNetImpl : public torch::nn::Module {
   CompactNetImpl(int64_t width, int64_t blocks);
   // x: [N, 3, H, W] with H, W multiples of 4. Returns the pre-activation RGB at the same size.
   torch::Tensor forward(const torch::Tensor& x);
+  // The same without gradients on the CPU (nets/fused_inference.h): `padded` is the input reflection-padded
+  // by 1 more than forward()'s; returns the pre-activation RGB, phased.
+  fused::Activation forwardFused(const torch::Tensor& padded);
 
  private:
   ConvLayer stem{nullptr}, down{nullptr};

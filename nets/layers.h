@@ -4,6 +4,8 @@
 
 #include <torch/torch.h>
 
+#include "nets/fused_inference.h"
+
 namespace stylize {
 
 torch::nn::InstanceNorm2d instanceNorm(int64_t channels);
@@ -20,6 +22,9 @@ TORCH_MODULE(ConvLayer);
 struct ResidualBlockImpl : torch::nn::Module {
   explicit ResidualBlockImpl(int64_t channels);
   torch::Tensor forward(const torch::Tensor& x);
+  // Inference (nets/fused_inference.h): `padded` is the block's input reflection-padded by 1; returns its
+  // output padded by 1 in `next` mode, for the layer that follows.
+  torch::Tensor forwardFused(const torch::Tensor& padded, fused::Pad next);
   ConvLayer conv1{nullptr}, conv2{nullptr};
   torch::nn::InstanceNorm2d in1{nullptr}, in2{nullptr};
 };
@@ -32,6 +37,8 @@ struct UpsampleConvLayerImpl : torch::nn::Module {
   UpsampleConvLayerImpl(int64_t in, int64_t out, int64_t kernel);
   torch::Tensor forward(const torch::Tensor& x);
   torch::Tensor forwardReference(const torch::Tensor& x);
+  // Inference: `padded` is the input replicate-padded by 1; the result is phased (nets/fused_inference.h).
+  fused::Activation forwardFused(const torch::Tensor& padded);
   ConvLayer conv{nullptr};
 };
 TORCH_MODULE(UpsampleConvLayer);

@@ -23,6 +23,24 @@ Architecture parseArchitecture(const std::string& name) {
   throw Error("unknown architecture \"" + name + "\" (johnson, compact or pytorch_examples)");
 }
 
+double multiplyAdds(const TransformerConfig& config, int64_t h, int64_t w) {
+  const double c = static_cast<double>(config.width), blocks = static_cast<double>(config.blocks);
+  double pixels = static_cast<double>(h) * static_cast<double>(w);  // input pixels the network sees
+  if (config.type != Architecture::kPyTorchExamples) {
+    const int64_t my = std::min(TransformerNetImpl::kMargin, h - 1), mx = std::min(TransformerNetImpl::kMargin, w - 1);
+    pixels = static_cast<double>(h + 2 * my + (4 - (h + 2 * my) % 4) % 4) *
+             static_cast<double>(w + 2 * mx + (4 - (w + 2 * mx) % 4) % 4);
+  }
+  const double full = pixels, half = pixels / 4, quarter = pixels / 16;
+  // Per output pixel: kernel taps × in × out; an upsampling conv is 4 phases × 4 taps at its input's size.
+  if (config.type == Architecture::kCompact)
+    return 9 * 3 * c * half + 9 * c * 4 * c * quarter + blocks * 2 * 9 * 16 * c * c * quarter +
+           16 * 4 * c * c * quarter + 16 * c * 3 * half;
+  return 81 * 3 * c * full + 9 * c * 2 * c * half + 9 * 2 * c * 4 * c * quarter +
+         blocks * 2 * 9 * 16 * c * c * quarter + 16 * 4 * c * 2 * c * quarter + 16 * 2 * c * c * half +
+         81 * c * 3 * full;
+}
+
 TransformerNetImpl::TransformerNetImpl(TransformerConfig config) : config_(config) {
   const int64_t w = config.width;
   if (w < 4 || w > 256) throw Error("--width must be 4..256");
@@ -63,6 +81,19 @@ torch::Tensor TransformerNetImpl::forward(const torch::Tensor& x, torch::Tensor*
   // Reflect by the margin (bounded by the image itself), plus whatever makes both sides multiples of 4.
   const int64_t my = std::min(kMargin, h - 1), mx = std::min(kMargin, w - 1);
   const int64_t extraY = (4 - (h + 2 * my) % 4) % 4, extraX = (4 - (w + 2 * mx) % 4) % 4;
+  if (fused::enabled() && !preActivation && !torch::GradMode::is_enabled() && x.device().is_cpu() &&
+      x.scalar_type() == torch::kFloat) {
+    // The margin and the first conv's own reflection pad in one copy, then the fused layers.
+    const int64_t first = compact ? 1 : 4;
+    using fused::Pad;
+    const auto rows = fused::compose(fused::padIndex(h, my, my + extraY, Pad::kReflect),
+                                     fused::padIndex(h + 2 * my + extraY, first, first, Pad::kReflect));
+    const auto cols = fused::compose(fused::padIndex(w, mx, mx + extraX, Pad::kReflect),
+                                     fused::padIndex(w + 2 * mx + extraX, first, first, Pad::kReflect));
+    const torch::Tensor padded = fused::gather(x, rows, cols);
+    const torch::Tensor pre = fused::crop(compact ? compact->forwardFused(padded) : johnsonFused(padded), my, mx, h, w);
+    return pre.tanh_().add_(1).mul_(0.5);
+  }
   torch::Tensor y = F::pad(x, F::PadFuncOptions({mx, mx + extraX, my, my + extraY}).mode(torch::kReflect));
 
   // Johnson's bounded output: (tanh + 1) / 2 keeps the loss network's input in [0, 1] from the first
@@ -77,10 +108,26 @@ torch::Tensor TransformerNetImpl::johnson(torch::Tensor y) {
   y = torch::relu(in1(conv1(y)));
   y = torch::relu(in2(conv2(y)));
   y = torch::relu(in3(conv3(y)));
-  y = residuals->forward(y);
+  if (!residuals->is_empty()) y = residuals->forward(y);  // Sequential refuses to run empty
   y = torch::relu(in4(deconv1(y)));
   y = torch::relu(in5(deconv2(y)));
   return deconv3(y);
+}
+
+fused::Activation TransformerNetImpl::johnsonFused(const torch::Tensor& padded) {
+  using fused::Pad;
+  const auto blocks = residuals->children();
+  auto norm = [](const fused::Activation& x, torch::nn::InstanceNorm2d& in, int64_t pad, Pad mode) {
+    return fused::normalizePadded(x, in->weight, in->bias, in->options.eps(), /*relu=*/true, {}, pad, mode);
+  };
+  torch::Tensor y = norm({conv1->conv(padded)}, in1, 1, Pad::kReflect);
+  y = norm({conv2->conv(y)}, in2, 1, Pad::kReflect);
+  y = norm({conv3->conv(y)}, in3, 1, blocks.empty() ? Pad::kReplicate : Pad::kReflect);
+  for (size_t i = 0; i < blocks.size(); ++i)
+    y = blocks[i]->as<ResidualBlockImpl>()->forwardFused(y, i + 1 == blocks.size() ? Pad::kReplicate : Pad::kReflect);
+  y = norm(deconv1->forwardFused(y), in4, 1, Pad::kReplicate);
+  y = norm(deconv2->forwardFused(y), in5, 4, Pad::kReflect);
+  return {deconv3->conv(y)};
 }
 
 }  // namespace stylize

@@ -36,6 +36,10 @@ struct TransformerConfig {
   }
 };
 
+// Multiply-adds of one forward pass over an h×w image, as computed (margin included, upsampling convs in
+// their four-phase form): the compute floor of `stylize bench transformer` is 2× this over the sgemm rate.
+double multiplyAdds(const TransformerConfig& config, int64_t h, int64_t w);
+
 class TransformerNetImpl : public torch::nn::Module {
  public:
   // Inputs smaller than this on either side are rejected: the two stride-2 stages need room.
@@ -55,6 +59,7 @@ class TransformerNetImpl : public torch::nn::Module {
 
  private:
   torch::Tensor johnson(torch::Tensor y);
+  fused::Activation johnsonFused(const torch::Tensor& padded);  // `padded`: by 4 more, for the 9×9 conv
 
   TransformerConfig config_;
   CompactNet compact{nullptr};  // the whole body when config_.type is kCompact; else Johnson's layers below

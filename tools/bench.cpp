@@ -12,6 +12,7 @@
 #include "data/error.h"
 #include "data/image.h"
 #include "infer/stylizer.h"
+#include "nets/fused_inference.h"
 #include "nets/style_model.h"
 #include "tools/cli.h"
 #include "tools/commands.h"
@@ -141,7 +142,16 @@ int benchTransformer(const cxxopts::ParseResult& args) {
   fs::create_directories(tmp);
   nlohmann::json ours, spec = {{"threads", torch::get_num_threads()}, {"repeats", repeats}};
 
-  // Inference through the Stylizer, the path `stylize image/video/live` run.
+  // The machine's compute rate: a large float32 matrix product (sgemm), as LibTorch runs it.
+  const torch::Tensor a = torch::rand({1536, 1536}).to(device), b = torch::rand({1536, 1536}).to(device);
+  const double gemmRate = 2.0 * 1536 * 1536 * 1536 / medianSeconds(2, std::max(5, repeats), [&] {
+                            torch::mm(a, b);
+                            if (device.is_cuda()) torch::cuda::synchronize();
+                          });
+
+  // Inference through the Stylizer, the path `stylize image/video/live` run: fused (nets/fused_inference.h)
+  // and layer by layer, alternating so that the machine's load falls on both alike.
+  nlohmann::json layered, floor;
   for (const auto& net : kNets) {
     TransformerNet model(net.config);
     saveStyleModel(tmp / (net.name + ".safetensors"), model, {});
@@ -149,10 +159,20 @@ int benchTransformer(const cxxopts::ParseResult& args) {
     for (auto [h, w] : sizes) {
       const std::string name = fmt::format("infer {} {}x{}", net.name, w, h);
       const torch::Tensor x = torch::rand({1, 3, h, w}).to(device);
-      ours[name] = medianSeconds(2, repeats, [&] {
+      auto once = [&](bool fusedOn) {
+        fused::setEnabled(fusedOn);
+        const auto t0 = std::chrono::steady_clock::now();
         stylizer(x);
         if (device.is_cuda()) torch::cuda::synchronize();
-      });
+        return std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+      };
+      std::vector<double> fast, slow;
+      for (int i = 0; i < 2; ++i) once(true), once(false);
+      for (int i = 0; i < repeats; ++i) fast.push_back(once(true)), slow.push_back(once(false));
+      fused::setEnabled(true);
+      ours[name] = median(fast);
+      layered[name] = median(slow);
+      floor[name] = 2 * multiplyAdds(net.config, h, w) / gemmRate;
       spec["inference"].push_back({{"name", name},
                                    {"type", architectureName(net.config.type)},
                                    {"width", net.config.width},
@@ -189,15 +209,22 @@ int benchTransformer(const cxxopts::ParseResult& args) {
   addLossSpec(spec, args, config);
   spec["repeats"] = std::max(3, repeats / 2);
   const nlohmann::json theirs = runPythonBench(args, "bench_transformer.py", spec);
-  std::cout << "Transform network, " << torch::get_num_threads() << " threads on " << device << " (medians)\n"
-            << "| case | Stylize (ms) | PyTorch (ms) | speed-up |\n|---|---|---|---|\n";
+  std::cout << fmt::format("Transform network, {} threads on {} (medians); sgemm {:.0f} GFLOP/s\n",
+                           torch::get_num_threads(), device.str(), gemmRate / 1e9)
+            << "| case | Stylize (ms) | layer by layer (ms) | PyTorch (ms) | speed-up over PyTorch | fused gain | "
+               "compute floor (ms) | Stylize / floor |\n|---|---|---|---|---|---|---|---|\n";
+  auto cell = [](const nlohmann::json& table, const std::string& name) {
+    return table.contains(name) ? fmt::format("{:.1f}", table[name].get<double>() * 1e3) : std::string("–");
+  };
   for (const auto& [name, seconds] : ours.items()) {
-    const double a = seconds.get<double>() * 1e3;
-    if (theirs.contains(name))
-      std::cout << fmt::format("| {} | {:.1f} | {:.1f} | {:.2f}× |\n", name, a, theirs[name].get<double>() * 1e3,
-                               theirs[name].get<double>() * 1e3 / a);
-    else
-      std::cout << fmt::format("| {} | {:.1f} | – | – |\n", name, a);
+    const double a = seconds.get<double>();
+    auto ratio = [&](const nlohmann::json& table) {
+      return table.contains(name) ? fmt::format("{:.2f}×", table[name].get<double>() / a) : std::string("–");
+    };
+    std::cout << fmt::format("| {} | {:.1f} | {} | {} | {} | {} | {} | {} |\n", name, a * 1e3, cell(layered, name),
+                             cell(theirs, name), ratio(theirs), ratio(layered), cell(floor, name),
+                             floor.contains(name) ? fmt::format("{:.2f}", a / floor[name].get<double>())
+                                                  : std::string("–"));
   }
   return 0;
 }
