@@ -120,14 +120,14 @@ fused::Activation TransformerNetImpl::johnsonFused(const torch::Tensor& padded) 
   auto norm = [](const fused::Activation& x, torch::nn::InstanceNorm2d& in, int64_t pad, Pad mode) {
     return fused::normalizePadded(x, in->weight, in->bias, in->options.eps(), /*relu=*/true, {}, pad, mode);
   };
-  torch::Tensor y = norm({conv1->conv(padded)}, in1, 1, Pad::kReflect);
-  y = norm({conv2->conv(y)}, in2, 1, Pad::kReflect);
-  y = norm({conv3->conv(y)}, in3, 1, blocks.empty() ? Pad::kReplicate : Pad::kReflect);
+  torch::Tensor y = norm({fused::convolve(conv1->conv, padded)}, in1, 1, Pad::kReflect);
+  y = norm({fused::convolve(conv2->conv, y)}, in2, 1, Pad::kReflect);
+  y = norm({fused::convolve(conv3->conv, y)}, in3, 1, blocks.empty() ? Pad::kReplicate : Pad::kReflect);
   for (size_t i = 0; i < blocks.size(); ++i)
     y = blocks[i]->as<ResidualBlockImpl>()->forwardFused(y, i + 1 == blocks.size() ? Pad::kReplicate : Pad::kReflect);
   y = norm(deconv1->forwardFused(y), in4, 1, Pad::kReplicate);
   y = norm(deconv2->forwardFused(y), in5, 4, Pad::kReflect);
-  return {deconv3->conv(y)};
+  return fused::rowSplitConv(deconv3->conv, y);
 }
 
 }  // namespace stylize

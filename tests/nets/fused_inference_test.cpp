@@ -83,8 +83,10 @@ TEST(FusedInference, NormalizePaddedEqualsNormReluAddThenPad) {
   for (const auto mode : {fused::Pad::kReflect, fused::Pad::kReplicate})
     for (const int64_t pad : {0, 1, 4}) {
       // Values far from zero with a small spread: the variance must not cancel.
-      const torch::Tensor x = torch::randn({2, 6, 9, 13}) * 0.1 + 10;
-      const torch::Tensor residual = torch::randn({2, 6, 11, 15}).narrow(2, 1, 9).narrow(3, 1, 13);
+      const auto channelsLast = torch::MemoryFormat::ChannelsLast;
+      const torch::Tensor x = (torch::randn({2, 6, 9, 13}) * 0.1 + 10).contiguous(channelsLast);
+      const torch::Tensor residual =
+          torch::randn({2, 6, 11, 15}).contiguous(channelsLast).narrow(2, 1, 9).narrow(3, 1, 13);
       // The truth in double precision (ATen's float instance norm loses digits to cancellation here).
       const torch::Tensor normalized =
           F::instance_norm(x.to(torch::kDouble), F::InstanceNormFuncOptions()
@@ -105,7 +107,7 @@ TEST(FusedInference, NormalizePaddedEqualsNormReluAddThenPad) {
                 1e-4);
     }
   // A flat plane normalises to the bias exactly, as instance norm does.
-  const torch::Tensor flat = fused::normalizePadded({torch::full({1, 6, 5, 5}, 0.3f)}, weight, bias, 1e-5, false, {},
+  const torch::Tensor flat = fused::normalizePadded({torch::full({1, 6, 5, 5}, 0.3f).contiguous(torch::MemoryFormat::ChannelsLast)}, weight, bias, 1e-5, false, {},
                                                     1, fused::Pad::kReflect);
   EXPECT_TRUE(torch::equal(flat, bias.view({1, 6, 1, 1}).expand({1, 6, 7, 7})));
 }
