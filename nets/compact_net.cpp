@@ -26,8 +26,8 @@ torch::Tensor CompactNetImpl::forward(const torch::Tensor& x) {
 fused::Activation CompactNetImpl::forwardFused(const torch::Tensor& padded) {
   using fused::Pad;
   const auto blocks = residuals->children();
-  torch::Tensor y = fused::normalizePadded({fused::convolve(stem->conv, padded)}, in1->weight, in1->bias, in1->options.eps(), true, {},
-                                           1, Pad::kReflect);
+  torch::Tensor y = fused::normalizePadded({fused::convolve(stem->conv, padded)}, in1->weight, in1->bias,
+                                           in1->options.eps(), true, {}, 1, Pad::kReflect);
   y = fused::normalizePadded({fused::convolve(down->conv, y)}, in2->weight, in2->bias, in2->options.eps(), true, {}, 1,
                              blocks.empty() ? Pad::kReplicate : Pad::kReflect);
   for (size_t i = 0; i < blocks.size(); ++i)

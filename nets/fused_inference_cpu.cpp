@@ -1,9 +1,11 @@
 #include <ATen/Parallel.h>
+#include <ATen/record_function.h>
 
 #include <cmath>
 #include <cstdlib>
 #include <cstring>
 #include <string>
+#include <type_traits>
 
 #include "nets/fused_inference.h"
 
@@ -30,8 +32,7 @@ int64_t sourceIndex(int64_t i, int64_t size, Pad mode) {
 constexpr auto kChannelsLast = torch::MemoryFormat::ChannelsLast;
 
 void checkChannelsLast(const torch::Tensor& t, const char* what) {
-  TORCH_CHECK(t.dim() == 4 && t.scalar_type() == torch::kFloat && t.device().is_cpu() &&
-                  t.is_contiguous(kChannelsLast),
+  TORCH_CHECK(t.dim() == 4 && t.scalar_type() == torch::kFloat && t.device().is_cpu() && t.is_contiguous(kChannelsLast),
               what, ": expected a channels-last float32 [N, C, H, W] CPU tensor, got ", t.sizes());
 }
 
@@ -67,6 +68,22 @@ struct PixelReader {
         pixelStride(a.data.stride(3)),
         imageStride(a.data.stride(0)),
         phased(a.phased) {}
+  // Calls f(x, vector) for every pixel of logical row y of image n, in order, without a branch per pixel.
+  template <typename F>
+  void forEachPixel(int64_t n, int64_t y, int64_t width, F&& f) const {
+    if (!phased) {
+      const float* row = data + n * imageStride + y * rowStride;
+      for (int64_t x = 0; x < width; ++x) f(x, row + x * pixelStride);
+      return;
+    }
+    const int64_t a = y & 1;
+    const float* even = data + n * imageStride + (y / 2 + a) * rowStride + 2 * a * channels;
+    const float* odd = even + pixelStride + channels;
+    for (int64_t j = 0; j < width / 2; ++j) {
+      f(2 * j, even + j * pixelStride);
+      f(2 * j + 1, odd + j * pixelStride);
+    }
+  }
   // The C-vector at logical (y, x) of image n: phase (y % 2, x % 2) sits at (y / 2 + y % 2, x / 2 + x % 2).
   const float* at(int64_t n, int64_t y, int64_t x) const {
     if (!phased) return data + n * imageStride + y * rowStride + x * pixelStride;
@@ -95,6 +112,7 @@ std::vector<int64_t> compose(const std::vector<int64_t>& outer, const std::vecto
 }
 
 torch::Tensor gather(const torch::Tensor& input, const std::vector<int64_t>& rows, const std::vector<int64_t>& cols) {
+  RECORD_FUNCTION("stylize::fused::gather", std::vector<c10::IValue>());  // named in LibTorch's profiler
   const torch::Tensor x = input.contiguous();
   TORCH_CHECK(x.dim() == 4 && x.scalar_type() == torch::kFloat && x.device().is_cpu(),
               "fused::gather: expected a float32 [N, C, H, W] CPU tensor, got ", x.sizes());
@@ -118,11 +136,91 @@ torch::Tensor gather(const torch::Tensor& input, const std::vector<int64_t>& row
   return out;
 }
 
+namespace {
+
+// The two passes of normalizePadded for K channels (0: any number, read at run time). A compile-time K lets
+// the compiler unroll and vectorise the per-pixel channel loops, which run once per element.
+template <int64_t K>
+void normalizeImages(const PixelReader& in, int64_t batch, int64_t channels, int64_t h, int64_t w, double eps,
+                     const float* gamma, const float* beta, bool relu, const torch::Tensor& residual, int64_t pad,
+                     Pad mode, float* dst) {
+  const int64_t C = K ? K : channels;
+  const int64_t outW = w + 2 * pad, rowLength = outW * C, outH = h + 2 * pad;
+  // Statistics: each row's moments about the image's first pixel (which keeps the variance free of
+  // cancellation), summed in float along the row and in double over rows, in row order (deterministic).
+  std::vector<double> moments(static_cast<size_t>(batch * h * 2 * C));
+  at::parallel_for(0, batch * h, 4, [&](int64_t begin, int64_t end) {
+    std::vector<float> accumulators(static_cast<size_t>(2 * C));
+    float* sum = accumulators.data();
+    float* squares = sum + C;
+    for (int64_t i = begin; i < end; ++i) {
+      const int64_t n = i / h, y = i % h;
+      const float* first = in.at(n, 0, 0);
+      std::fill(accumulators.begin(), accumulators.end(), 0.f);
+      in.forEachPixel(n, y, w, [&](int64_t, const float* v) {
+        for (int64_t c = 0; c < C; ++c) {
+          const float d = v[c] - first[c];
+          sum[c] += d;
+          squares[c] += d * d;
+        }
+      });
+      double* m = moments.data() + i * 2 * C;
+      for (int64_t c = 0; c < 2 * C; ++c) m[c] = accumulators[static_cast<size_t>(c)];
+    }
+  });
+  // Per image and channel: (v − mean)·scale + bias, so that a flat plane gives the bias exactly, as ATen's
+  // instance norm does.
+  std::vector<float> mean(static_cast<size_t>(batch * C)), scale(mean.size());
+  const double count = static_cast<double>(h * w);
+  for (int64_t n = 0; n < batch; ++n)
+    for (int64_t c = 0; c < C; ++c) {
+      double sum = 0, squares = 0;
+      for (int64_t y = 0; y < h; ++y) {
+        sum += moments[static_cast<size_t>((n * h + y) * 2 * C + c)];
+        squares += moments[static_cast<size_t>((n * h + y) * 2 * C + C + c)];
+      }
+      const double shifted = sum / count, variance = std::max(0.0, squares / count - shifted * shifted);
+      mean[static_cast<size_t>(n * C + c)] = static_cast<float>(in.at(n, 0, 0)[c] + shifted);
+      scale[static_cast<size_t>(n * C + c)] = static_cast<float>(gamma[c] / std::sqrt(variance + eps));
+    }
+
+  const float* res = residual.defined() ? residual.data_ptr<float>() : nullptr;
+  at::parallel_for(0, batch * h, 4, [&](int64_t begin, int64_t end) {
+    for (int64_t i = begin; i < end; ++i) {
+      const int64_t n = i / h, y = i % h;
+      const float* m = mean.data() + n * C;
+      const float* k = scale.data() + n * C;
+      float* row = dst + (n * outH + y + pad) * rowLength;
+      float* interiorRow = row + pad * C;
+      if (relu)
+        in.forEachPixel(n, y, w, [&](int64_t x, const float* v) {
+          float* o = interiorRow + x * C;
+          for (int64_t c = 0; c < C; ++c) o[c] = std::max((v[c] - m[c]) * k[c] + beta[c], 0.f);
+        });
+      else
+        in.forEachPixel(n, y, w, [&](int64_t x, const float* v) {
+          float* o = interiorRow + x * C;
+          for (int64_t c = 0; c < C; ++c) o[c] = (v[c] - m[c]) * k[c] + beta[c];
+        });
+      if (res) {
+        const float* r = res + n * residual.stride(0) + y * residual.stride(2);
+        for (int64_t j = 0; j < w * C; ++j) interiorRow[j] += r[j];
+      }
+      padRow(row, w, C, pad, mode);
+    }
+  });
+  for (int64_t n = 0; n < batch; ++n) padRows(dst + n * outH * rowLength, h, rowLength, pad, mode);
+}
+
+}  // namespace
+
 torch::Tensor normalizePadded(const Activation& x, const torch::Tensor& weight, const torch::Tensor& bias, double eps,
                               bool relu, const torch::Tensor& residual, int64_t pad, Pad mode) {
+  RECORD_FUNCTION("stylize::fused::normalizePadded", std::vector<c10::IValue>());  // named in LibTorch's profiler
   checkChannelsLast(x.data, "fused::normalizePadded");
   const int64_t batch = x.data.size(0), channels = x.channels(), h = x.height(), w = x.width();
   TORCH_CHECK(!x.phased || x.data.size(1) % 4 == 0, "fused::normalizePadded: phased input needs 4C channels");
+  TORCH_CHECK(x.rowTaps == 1, "fused::normalizePadded: a row-split conv is read by crop() only");
   TORCH_CHECK(mode == Pad::kReplicate || (pad < h && pad < w), "fused::normalizePadded: reflection pad ", pad,
               " needs sides longer than it, got ", h, "x", w);
   TORCH_CHECK(weight.numel() == channels && bias.numel() == channels, "fused::normalizePadded: ", channels,
@@ -133,81 +231,42 @@ torch::Tensor normalizePadded(const Activation& x, const torch::Tensor& weight, 
                     residual.stride(3) == channels,
                 "fused::normalizePadded: residual must be a channels-last [N, C, H, W] view, got ", residual.sizes());
   const torch::Tensor gamma = weight.to(torch::kFloat).contiguous(), beta = bias.to(torch::kFloat).contiguous();
+  torch::Tensor out =
+      torch::empty({batch, channels, h + 2 * pad, w + 2 * pad}, x.data.options().memory_format(kChannelsLast));
   const PixelReader in(x);
-  const int64_t outH = h + 2 * pad, outW = w + 2 * pad, rowLength = outW * channels;
-  torch::Tensor out = torch::empty({batch, channels, outH, outW}, x.data.options().memory_format(kChannelsLast));
-  float* dst = out.data_ptr<float>();
-
-  // Statistics: each row's moments about the image's first pixel (which keeps the variance free of
-  // cancellation), summed in float along the row and in double over rows, in row order (deterministic).
-  std::vector<double> moments(static_cast<size_t>(batch * h * 2 * channels));
-  at::parallel_for(0, batch * h, 4, [&](int64_t begin, int64_t end) {
-    std::vector<float> sum(static_cast<size_t>(channels)), squares(static_cast<size_t>(channels));
-    for (int64_t i = begin; i < end; ++i) {
-      const int64_t n = i / h, y = i % h;
-      const float* first = in.at(n, 0, 0);
-      std::fill(sum.begin(), sum.end(), 0.f);
-      std::fill(squares.begin(), squares.end(), 0.f);
-      for (int64_t xi = 0; xi < w; ++xi) {
-        const float* v = in.at(n, y, xi);
-        for (int64_t c = 0; c < channels; ++c) {
-          const float d = v[c] - first[c];
-          sum[c] += d;
-          squares[c] += d * d;
-        }
-      }
-      double* m = moments.data() + i * 2 * channels;
-      for (int64_t c = 0; c < channels; ++c) m[c] = sum[c], m[channels + c] = squares[c];
-    }
-  });
-  // Per image and channel: (v − mean)·scale + bias, so that a flat plane gives the bias exactly, as ATen's
-  // instance norm does.
-  std::vector<float> mean(static_cast<size_t>(batch * channels)), scale(mean.size());
-  const double count = static_cast<double>(h * w);
-  for (int64_t n = 0; n < batch; ++n)
-    for (int64_t c = 0; c < channels; ++c) {
-      double sum = 0, squares = 0;
-      for (int64_t y = 0; y < h; ++y) {
-        sum += moments[static_cast<size_t>((n * h + y) * 2 * channels + c)];
-        squares += moments[static_cast<size_t>((n * h + y) * 2 * channels + channels + c)];
-      }
-      const double shifted = sum / count, variance = std::max(0.0, squares / count - shifted * shifted);
-      mean[static_cast<size_t>(n * channels + c)] = static_cast<float>(in.at(n, 0, 0)[c] + shifted);
-      scale[static_cast<size_t>(n * channels + c)] =
-          static_cast<float>(gamma.data_ptr<float>()[c] / std::sqrt(variance + eps));
-    }
-
-  const float* shift = beta.data_ptr<float>();
-  const float* res = residual.defined() ? residual.data_ptr<float>() : nullptr;
-  at::parallel_for(0, batch * h, 4, [&](int64_t begin, int64_t end) {
-    for (int64_t i = begin; i < end; ++i) {
-      const int64_t n = i / h, y = i % h;
-      const float* m = mean.data() + n * channels;
-      const float* k = scale.data() + n * channels;
-      float* row = dst + (n * outH + y + pad) * rowLength;
-      const float* r = res ? res + n * residual.stride(0) + y * residual.stride(2) : nullptr;
-      for (int64_t xi = 0; xi < w; ++xi) {
-        const float* v = in.at(n, y, xi);
-        float* o = row + (xi + pad) * channels;
-        for (int64_t c = 0; c < channels; ++c) {
-          const float value = (v[c] - m[c]) * k[c] + shift[c];
-          o[c] = relu ? (value > 0.f ? value : 0.f) : value;
-        }
-        if (r)
-          for (int64_t c = 0; c < channels; ++c) o[c] += r[xi * channels + c];
-      }
-      padRow(row, w, channels, pad, mode);
-    }
-  });
-  for (int64_t n = 0; n < batch; ++n) padRows(dst + n * outH * rowLength, h, rowLength, pad, mode);
+  auto run = [&](auto k) {
+    normalizeImages<decltype(k)::value>(in, batch, channels, h, w, eps, gamma.data_ptr<float>(), beta.data_ptr<float>(),
+                                        relu, residual, pad, mode, out.data_ptr<float>());
+  };
+  switch (channels) {  // the widths of the bundled and default networks: 8 · {1, 2, 4}, 16 · {1, 2, 4}, 32 · ...
+    case 8:
+      run(std::integral_constant<int64_t, 8>());
+      break;
+    case 16:
+      run(std::integral_constant<int64_t, 16>());
+      break;
+    case 32:
+      run(std::integral_constant<int64_t, 32>());
+      break;
+    case 64:
+      run(std::integral_constant<int64_t, 64>());
+      break;
+    case 128:
+      run(std::integral_constant<int64_t, 128>());
+      break;
+    default:
+      run(std::integral_constant<int64_t, 0>());
+  }
   return out;
 }
 
 torch::Tensor crop(const Activation& x, int64_t top, int64_t left, int64_t h, int64_t w) {
+  RECORD_FUNCTION("stylize::fused::crop", std::vector<c10::IValue>());  // named in LibTorch's profiler
   checkChannelsLast(x.data, "fused::crop");
   TORCH_CHECK(top >= 0 && left >= 0 && top + h <= x.height() && left + w <= x.width(), "fused::crop: window outside");
   const int64_t batch = x.data.size(0), channels = x.channels();
-  torch::Tensor out = torch::empty({batch, channels, h, w}, x.data.options().memory_format(torch::MemoryFormat::Contiguous));
+  torch::Tensor out =
+      torch::empty({batch, channels, h, w}, x.data.options().memory_format(torch::MemoryFormat::Contiguous));
   if (x.rowTaps > 1) {  // sum the taps: channel o·taps + t of row y + t
     const int64_t taps = x.rowTaps, rowStride = x.data.stride(2), pixelStride = x.data.stride(3);
     const float* src = x.data.data_ptr<float>();
@@ -271,7 +330,8 @@ Activation rowSplitConv(const torch::nn::Conv2d& conv, const torch::Tensor& padd
   const torch::Tensor rows = w.permute({0, 2, 1, 3}).reshape({out * k, in, 1, k}).contiguous(kChannelsLast);
   // The bias goes with tap 0 only, so that the sum of the taps carries it once.
   torch::Tensor bias;
-  if (conv->bias.defined()) bias = torch::zeros({out, k}, w.options()).index_put_({torch::indexing::Slice(), 0}, conv->bias).flatten();
+  if (conv->bias.defined())
+    bias = torch::zeros({out, k}, w.options()).index_put_({torch::indexing::Slice(), 0}, conv->bias).flatten();
   return {torch::conv2d(padded, rows, bias).contiguous(kChannelsLast), false, k};
 }
 

@@ -23,10 +23,11 @@ ResidualBlockImpl::ResidualBlockImpl(int64_t channels)
 torch::Tensor ResidualBlockImpl::forward(const torch::Tensor& x) { return x + in2(conv2(torch::relu(in1(conv1(x))))); }
 
 torch::Tensor ResidualBlockImpl::forwardFused(const torch::Tensor& padded, fused::Pad next) {
-  const torch::Tensor h = fused::normalizePadded({fused::convolve(conv1->conv, padded)}, in1->weight, in1->bias, in1->options.eps(),
-                                                 /*relu=*/true, {}, 1, fused::Pad::kReflect);
-  return fused::normalizePadded({fused::convolve(conv2->conv, h)}, in2->weight, in2->bias, in2->options.eps(), /*relu=*/false,
-                                fused::interior(padded, 1), 1, next);
+  const torch::Tensor h =
+      fused::normalizePadded({fused::convolve(conv1->conv, padded)}, in1->weight, in1->bias, in1->options.eps(),
+                             /*relu=*/true, {}, 1, fused::Pad::kReflect);
+  return fused::normalizePadded({fused::convolve(conv2->conv, h)}, in2->weight, in2->bias, in2->options.eps(),
+                                /*relu=*/false, fused::interior(padded, 1), 1, next);
 }
 
 UpsampleConvLayerImpl::UpsampleConvLayerImpl(int64_t in, int64_t out, int64_t kernel)

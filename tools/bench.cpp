@@ -221,10 +221,10 @@ int benchTransformer(const cxxopts::ParseResult& args) {
     auto ratio = [&](const nlohmann::json& table) {
       return table.contains(name) ? fmt::format("{:.2f}×", table[name].get<double>() / a) : std::string("–");
     };
-    std::cout << fmt::format("| {} | {:.1f} | {} | {} | {} | {} | {} | {} |\n", name, a * 1e3, cell(layered, name),
-                             cell(theirs, name), ratio(theirs), ratio(layered), cell(floor, name),
-                             floor.contains(name) ? fmt::format("{:.2f}", a / floor[name].get<double>())
-                                                  : std::string("–"));
+    std::cout << fmt::format(
+        "| {} | {:.1f} | {} | {} | {} | {} | {} | {} |\n", name, a * 1e3, cell(layered, name), cell(theirs, name),
+        ratio(theirs), ratio(layered), cell(floor, name),
+        floor.contains(name) ? fmt::format("{:.2f}", a / floor[name].get<double>()) : std::string("–"));
   }
   return 0;
 }

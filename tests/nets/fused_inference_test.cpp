@@ -29,16 +29,18 @@ void randomize(TransformerNet& net) {
   for (auto& item : net->named_parameters()) {
     const std::string& name = item.key();
     torch::Tensor& p = item.value();
-    if (name.find("in") != std::string::npos && p.dim() == 1) p.copy_(torch::randn_like(p) * 0.5 + 0.8);
-    else p.copy_(torch::randn_like(p) * (p.dim() == 1 ? 0.3 : 0.2));
+    if (name.find("in") != std::string::npos && p.dim() == 1)
+      p.copy_(torch::randn_like(p) * 0.5 + 0.8);
+    else
+      p.copy_(torch::randn_like(p) * (p.dim() == 1 ? 0.3 : 0.2));
   }
 }
 
 TEST(FusedInference, EqualsTheLayerByLayerForwardForEveryShape) {
   torch::manual_seed(3);
-  for (const TransformerConfig config : {TransformerConfig{8, 2}, TransformerConfig{8, 0},
-                                         TransformerConfig{8, 3, Architecture::kCompact},
-                                         TransformerConfig{8, 0, Architecture::kCompact}}) {
+  for (const TransformerConfig config :
+       {TransformerConfig{8, 2}, TransformerConfig{8, 0}, TransformerConfig{8, 3, Architecture::kCompact},
+        TransformerConfig{8, 0, Architecture::kCompact}}) {
     TransformerNet net(config);
     randomize(net);
     c10::InferenceMode inference;
@@ -47,8 +49,8 @@ TEST(FusedInference, EqualsTheLayerByLayerForwardForEveryShape) {
       const torch::Tensor fast = net->forward(x), slow = reference(net, x);
       ASSERT_EQ(fast.sizes(), slow.sizes());
       // Outputs lie in (0, 1); the two differ only in float rounding (the order of sums).
-      EXPECT_LT(maxDifference(fast, slow), 2e-5) << architectureName(config.type) << " " << config.width << "/"
-                                                 << config.blocks << " at " << w << "x" << h;
+      EXPECT_LT(maxDifference(fast, slow), 2e-5)
+          << architectureName(config.type) << " " << config.width << "/" << config.blocks << " at " << w << "x" << h;
     }
   }
 }
@@ -89,14 +91,15 @@ TEST(FusedInference, NormalizePaddedEqualsNormReluAddThenPad) {
           torch::randn({2, 6, 11, 15}).contiguous(channelsLast).narrow(2, 1, 9).narrow(3, 1, 13);
       // The truth in double precision (ATen's float instance norm loses digits to cancellation here).
       const torch::Tensor normalized =
-          F::instance_norm(x.to(torch::kDouble), F::InstanceNormFuncOptions()
-                                                     .weight(weight.to(torch::kDouble))
-                                                     .bias(bias.to(torch::kDouble)))
+          F::instance_norm(x.to(torch::kDouble),
+                           F::InstanceNormFuncOptions().weight(weight.to(torch::kDouble)).bias(bias.to(torch::kDouble)))
               .to(torch::kFloat);
       auto padded = [&](const torch::Tensor& t) {
         F::PadFuncOptions options({pad, pad, pad, pad});
-        if (mode == fused::Pad::kReflect) options.mode(torch::kReflect);
-        else options.mode(torch::kReplicate);
+        if (mode == fused::Pad::kReflect)
+          options.mode(torch::kReflect);
+        else
+          options.mode(torch::kReplicate);
         return pad == 0 ? t : F::pad(t, options);
       };
       EXPECT_LT(maxDifference(fused::normalizePadded({x}, weight, bias, 1e-5, true, {}, pad, mode),
@@ -107,19 +110,20 @@ TEST(FusedInference, NormalizePaddedEqualsNormReluAddThenPad) {
                 1e-4);
     }
   // A flat plane normalises to the bias exactly, as instance norm does.
-  const torch::Tensor flat = fused::normalizePadded({torch::full({1, 6, 5, 5}, 0.3f).contiguous(torch::MemoryFormat::ChannelsLast)}, weight, bias, 1e-5, false, {},
-                                                    1, fused::Pad::kReflect);
+  const torch::Tensor flat =
+      fused::normalizePadded({torch::full({1, 6, 5, 5}, 0.3f).contiguous(torch::MemoryFormat::ChannelsLast)}, weight,
+                             bias, 1e-5, false, {}, 1, fused::Pad::kReflect);
   EXPECT_TRUE(torch::equal(flat, bias.view({1, 6, 1, 1}).expand({1, 6, 7, 7})));
 }
 
 TEST(FusedInference, ComposedPaddingsAreOneCopy) {
   const torch::Tensor x = torch::rand({1, 2, 7, 10});
-  const auto rows = fused::compose(fused::padIndex(7, 3, 4, fused::Pad::kReflect),
-                                   fused::padIndex(14, 2, 2, fused::Pad::kReflect));
+  const auto rows =
+      fused::compose(fused::padIndex(7, 3, 4, fused::Pad::kReflect), fused::padIndex(14, 2, 2, fused::Pad::kReflect));
   const auto cols = fused::compose(fused::padIndex(10, 2, 0, fused::Pad::kReflect),
                                    fused::padIndex(12, 1, 1, fused::Pad::kReplicate));
-  const torch::Tensor twice =
-      F::pad(F::pad(x, F::PadFuncOptions({2, 0, 3, 4}).mode(torch::kReflect)), F::PadFuncOptions({0, 0, 2, 2}).mode(torch::kReflect));
+  const torch::Tensor twice = F::pad(F::pad(x, F::PadFuncOptions({2, 0, 3, 4}).mode(torch::kReflect)),
+                                     F::PadFuncOptions({0, 0, 2, 2}).mode(torch::kReflect));
   const torch::Tensor expected = F::pad(twice, F::PadFuncOptions({1, 1, 0, 0}).mode(torch::kReplicate));
   EXPECT_TRUE(torch::equal(fused::gather(x, rows, cols), expected));
   EXPECT_THROW(fused::padIndex(4, 4, 0, fused::Pad::kReflect), c10::Error);
