@@ -52,8 +52,9 @@ struct Activation {
 torch::Tensor normalizePadded(const Activation& x, const torch::Tensor& weight, const torch::Tensor& bias, double eps,
                               bool relu, const torch::Tensor& residual, int64_t pad, Pad mode);
 
-// The [top, top + h) × [left, left + w) window of `x` as a contiguous NCHW tensor (the margin cropped off).
-torch::Tensor crop(const Activation& x, int64_t top, int64_t left, int64_t h, int64_t w);
+// The network's output: the [top, top + h) × [left, left + w) window of the pre-activation `x` (the margin
+// cropped off) through (tanh + 1) / 2, as a contiguous NCHW tensor.
+torch::Tensor finishRgb(const Activation& x, int64_t top, int64_t left, int64_t h, int64_t w);
 
 // The interior of a tensor padded by `pad`: the unpadded activation, as a view.
 torch::Tensor interior(const torch::Tensor& padded, int64_t pad);
@@ -67,7 +68,7 @@ PhaseConv phaseConv(const torch::Tensor& weight3x3, const torch::Tensor& bias);
 Activation runPhaseConv(const torch::Tensor& paddedInput, const PhaseConv& conv);
 
 // A k×k conv module (stride 1) as the row-split Activation above: for the final 9×9 conv to RGB, 3.9× faster
-// on one AVX2 core. Only crop() reads it.
+// on one AVX2 core. Only finishRgb() reads it.
 Activation rowSplitConv(const torch::nn::Conv2d& conv, const torch::Tensor& padded);
 
 // A (padding-free) conv module applied to a padded channels-last activation, in channels-last.

@@ -91,8 +91,7 @@ torch::Tensor TransformerNetImpl::forward(const torch::Tensor& x, torch::Tensor*
     const auto cols = fused::compose(fused::padIndex(w, mx, mx + extraX, Pad::kReflect),
                                      fused::padIndex(w + 2 * mx + extraX, first, first, Pad::kReflect));
     const torch::Tensor padded = fused::gather(x, rows, cols);
-    const torch::Tensor pre = fused::crop(compact ? compact->forwardFused(padded) : johnsonFused(padded), my, mx, h, w);
-    return pre.tanh_().add_(1).mul_(0.5);
+    return fused::finishRgb(compact ? compact->forwardFused(padded) : johnsonFused(padded), my, mx, h, w);
   }
   torch::Tensor y = F::pad(x, F::PadFuncOptions({mx, mx + extraX, my, my + extraY}).mode(torch::kReflect));
 
