@@ -23,7 +23,9 @@ namespace {
 // gets the full style (the output is then exactly the network's).
 torch::Tensor styleWeightForContrast(const torch::Tensor& input) {
   constexpr double kFlat = 0.005, kFull = 0.03;
-  const torch::Tensor y = 0.299 * input.select(1, 0) + 0.587 * input.select(1, 1) + 0.114 * input.select(1, 2);
+  // The luma as one matrix product over the pixels (one pass over the frame, not five).
+  const torch::Tensor weights = torch::tensor({0.299f, 0.587f, 0.114f}, input.options()).view({1, 1, 3});
+  const torch::Tensor y = torch::matmul(weights, input.flatten(2));  // [N, 1, H·W]
   const torch::Tensor deviation = y.flatten(1).std(1, /*unbiased=*/false);
   if (deviation.min().item<double>() >= kFull) return {};
   const torch::Tensor t = ((deviation - kFlat) / (kFull - kFlat)).clamp(0, 1);
@@ -61,7 +63,9 @@ torch::Tensor Stylizer::operator()(const torch::Tensor& images, const StylizeOpt
                 F::InterpolateFuncOptions().size(std::vector<int64_t>{h * factor, w * factor}).mode(torch::kNearest));
   torch::Tensor out = net_->forward(netInput.to(scalarType(precision_))).to(torch::kFloat32);
   if (factor > 1) out = F::avg_pool2d(out, F::AvgPool2dFuncOptions(factor));
-  out = out.clamp(0, 1);
+  // Johnson's and the compact network's (tanh + 1) / 2 is already in [0, 1]; imported pytorch/examples
+  // models are unbounded.
+  if (net_->config().type == Architecture::kPyTorchExamples) out = out.clamp(0, 1);
   if (options.preserveColors) out = transferLuminance(out, input);
   if (options.strength < 1) out = input + (out - input) * options.strength;
   if (const torch::Tensor weight = styleWeightForContrast(input); weight.defined())
