@@ -119,7 +119,7 @@ std::vector<int64_t> compose(const std::vector<int64_t>& outer, const std::vecto
 }
 
 torch::Tensor gather(const torch::Tensor& input, const std::vector<int64_t>& rows, const std::vector<int64_t>& cols) {
-  RECORD_FUNCTION("stylize::fused::gather", std::vector<c10::IValue>());  // named in LibTorch's profiler
+  RECORD_USER_SCOPE("stylize::fused::gather");  // named in LibTorch's profiler
   const torch::Tensor x = input.contiguous();
   TORCH_CHECK(x.dim() == 4 && x.scalar_type() == torch::kFloat && x.device().is_cpu(),
               "fused::gather: expected a float32 [N, C, H, W] CPU tensor, got ", x.sizes());
@@ -229,7 +229,7 @@ void normalizeImages(const PixelReader& in, int64_t batch, int64_t channels, int
 
 torch::Tensor normalizePadded(const Activation& x, const torch::Tensor& weight, const torch::Tensor& bias, double eps,
                               bool relu, const torch::Tensor& residual, int64_t pad, Pad mode) {
-  RECORD_FUNCTION("stylize::fused::normalizePadded", std::vector<c10::IValue>());  // named in LibTorch's profiler
+  RECORD_USER_SCOPE("stylize::fused::normalizePadded");  // named in LibTorch's profiler
   checkChannelsLast(x.data, "fused::normalizePadded");
   const int64_t batch = x.data.size(0), channels = x.channels(), h = x.height(), w = x.width();
   TORCH_CHECK(!x.phased || x.data.size(1) % 4 == 0, "fused::normalizePadded: phased input needs 4C channels");
@@ -301,7 +301,7 @@ inline float outputActivation(float v) {
 }  // namespace
 
 torch::Tensor finishRgb(const Activation& x, int64_t top, int64_t left, int64_t h, int64_t w) {
-  RECORD_FUNCTION("stylize::fused::finishRgb", std::vector<c10::IValue>());  // named in LibTorch's profiler
+  RECORD_USER_SCOPE("stylize::fused::finishRgb");  // named in LibTorch's profiler
   checkChannelsLast(x.data, "fused::finishRgb");
   TORCH_CHECK(top >= 0 && left >= 0 && top + h <= x.height() && left + w <= x.width(),
               "fused::finishRgb: window outside");
