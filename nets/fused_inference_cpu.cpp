@@ -1,6 +1,7 @@
 #include <ATen/Parallel.h>
 #include <ATen/record_function.h>
 
+#include <atomic>
 #include <cmath>
 #include <cstdlib>
 #include <cstring>
@@ -16,7 +17,7 @@ bool initialEnabled() {
   const char* value = std::getenv("STYLIZE_FUSED");
   return !(value && std::string(value) == "0");
 }
-bool enabledFlag = initialEnabled();
+std::atomic<bool> enabledFlag{initialEnabled()};  // read by every forward, on any thread
 
 // How each position of a padded axis maps into the unpadded one.
 int64_t sourceIndex(int64_t i, int64_t size, Pad mode) {
