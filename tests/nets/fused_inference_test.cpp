@@ -38,6 +38,7 @@ void randomize(TransformerNet& net) {
 
 TEST(FusedInference, EqualsTheLayerByLayerForwardForEveryShape) {
   torch::manual_seed(3);
+  double worst = 0;
   for (const TransformerConfig config :
        {TransformerConfig{8, 2}, TransformerConfig{8, 0}, TransformerConfig{8, 3, Architecture::kCompact},
         TransformerConfig{8, 0, Architecture::kCompact}}) {
@@ -48,11 +49,15 @@ TEST(FusedInference, EqualsTheLayerByLayerForwardForEveryShape) {
       const torch::Tensor x = torch::rand({2, 3, h, w});
       const torch::Tensor fast = net->forward(x), slow = reference(net, x);
       ASSERT_EQ(fast.sizes(), slow.sizes());
-      // Outputs lie in (0, 1); the two differ only in float rounding (the order of sums).
-      EXPECT_LT(maxDifference(fast, slow), 2e-5)
+      // Outputs lie in (0, 1); the two differ only in float rounding (the order of sums), which these random
+      // weights amplify: at most 8.8e-6 on the development machine; a mistake in a pad or a phase shows as
+      // 1e-2 and more.
+      worst = std::max(worst, maxDifference(fast, slow));
+      EXPECT_LT(maxDifference(fast, slow), 1e-4)
           << architectureName(config.type) << " " << config.width << "/" << config.blocks << " at " << w << "x" << h;
     }
   }
+  std::cout << "largest difference: " << worst << "\n";
 }
 
 TEST(FusedInference, EveryBundledModelGivesTodaysPictureWithin1e4) {
