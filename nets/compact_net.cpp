@@ -26,14 +26,12 @@ torch::Tensor CompactNetImpl::forward(const torch::Tensor& x) {
 fused::Activation CompactNetImpl::forwardFused(const torch::Tensor& padded) {
   using fused::Pad;
   const auto blocks = residuals->children();
-  torch::Tensor y = fused::normalizePadded({fused::convolve(stem->conv, padded)}, in1->weight, in1->bias,
-                                           in1->options.eps(), true, {}, 1, Pad::kReflect);
-  y = fused::normalizePadded({fused::convolve(down->conv, y)}, in2->weight, in2->bias, in2->options.eps(), true, {}, 1,
+  torch::Tensor y = fused::normalizePadded({fused::convolve(stem->conv, padded)}, in1, true, {}, 1, Pad::kReflect);
+  y = fused::normalizePadded({fused::convolve(down->conv, y)}, in2, true, {}, 1,
                              blocks.empty() ? Pad::kReplicate : Pad::kReflect);
   for (size_t i = 0; i < blocks.size(); ++i)
     y = blocks[i]->as<ResidualBlockImpl>()->forwardFused(y, i + 1 == blocks.size() ? Pad::kReplicate : Pad::kReflect);
-  y = fused::normalizePadded(up->forwardFused(y), in3->weight, in3->bias, in3->options.eps(), true, {}, 1,
-                             Pad::kReplicate);
+  y = fused::normalizePadded(up->forwardFused(y), in3, true, {}, 1, Pad::kReplicate);
   return toRgb->forwardFused(y);
 }
 

@@ -52,6 +52,12 @@ struct Activation {
 torch::Tensor normalizePadded(const Activation& x, const torch::Tensor& weight, const torch::Tensor& bias, double eps,
                               bool relu, const torch::Tensor& residual, int64_t pad, Pad mode);
 
+// The same with an InstanceNorm2d module's affine weights and eps.
+inline torch::Tensor normalizePadded(const Activation& x, const torch::nn::InstanceNorm2d& norm, bool relu,
+                                     const torch::Tensor& residual, int64_t pad, Pad mode) {
+  return normalizePadded(x, norm->weight, norm->bias, norm->options.eps(), relu, residual, pad, mode);
+}
+
 // The network's output: the [top, top + h) × [left, left + w) window of the pre-activation `x` (the margin
 // cropped off) through (tanh + 1) / 2, as a contiguous NCHW tensor.
 torch::Tensor finishRgb(const Activation& x, int64_t top, int64_t left, int64_t h, int64_t w);
@@ -59,7 +65,8 @@ torch::Tensor finishRgb(const Activation& x, int64_t top, int64_t left, int64_t 
 // The interior of a tensor padded by `pad`: the unpadded activation, as a view.
 torch::Tensor interior(const torch::Tensor& padded, int64_t pad);
 
-// A nearest-upsample ×2 + 3×3 conv as one 2×2 conv with four phases: weights [4·out, in, 2, 2] and bias
+// A nearest-upsample ×2 + 3×3 conv as one 2×2 conv with four phases (the layer-by-layer forward uses the
+// same kernels, one phase at a time): weights [4·out, in, 2, 2] and bias
 // [4·out] made from the 3×3 conv's. Its input is the source replicate-padded by 1.
 struct PhaseConv {
   torch::Tensor weight, bias;

@@ -23,13 +23,24 @@ Architecture parseArchitecture(const std::string& name) {
   throw Error("unknown architecture \"" + name + "\" (johnson, compact or pytorch_examples)");
 }
 
+namespace {
+// The reflection margin of an h×w input (bounded by the image itself) and the extra rows/columns that make
+// both padded sides multiples of 4.
+struct Margins {
+  int64_t y, x, extraY, extraX;
+};
+Margins marginsFor(int64_t h, int64_t w) {
+  const int64_t my = std::min(TransformerNetImpl::kMargin, h - 1), mx = std::min(TransformerNetImpl::kMargin, w - 1);
+  return {my, mx, (4 - (h + 2 * my) % 4) % 4, (4 - (w + 2 * mx) % 4) % 4};
+}
+}  // namespace
+
 double multiplyAdds(const TransformerConfig& config, int64_t h, int64_t w) {
   const double c = static_cast<double>(config.width), blocks = static_cast<double>(config.blocks);
   double pixels = static_cast<double>(h) * static_cast<double>(w);  // input pixels the network sees
   if (config.type != Architecture::kPyTorchExamples) {
-    const int64_t my = std::min(TransformerNetImpl::kMargin, h - 1), mx = std::min(TransformerNetImpl::kMargin, w - 1);
-    pixels = static_cast<double>(h + 2 * my + (4 - (h + 2 * my) % 4) % 4) *
-             static_cast<double>(w + 2 * mx + (4 - (w + 2 * mx) % 4) % 4);
+    const Margins m = marginsFor(h, w);
+    pixels = static_cast<double>(h + 2 * m.y + m.extraY) * static_cast<double>(w + 2 * m.x + m.extraX);
   }
   const double full = pixels, half = pixels / 4, quarter = pixels / 16;
   // Per output pixel: kernel taps × in × out; an upsampling conv is 4 phases × 4 taps at its input's size.
@@ -78,9 +89,8 @@ torch::Tensor TransformerNetImpl::forward(const torch::Tensor& x, torch::Tensor*
     if (preActivation) *preActivation = torch::Tensor();
     return out / 255;
   }
-  // Reflect by the margin (bounded by the image itself), plus whatever makes both sides multiples of 4.
-  const int64_t my = std::min(kMargin, h - 1), mx = std::min(kMargin, w - 1);
-  const int64_t extraY = (4 - (h + 2 * my) % 4) % 4, extraX = (4 - (w + 2 * mx) % 4) % 4;
+  // Reflect by the margin, plus whatever makes both sides multiples of 4.
+  const auto [my, mx, extraY, extraX] = marginsFor(h, w);
   if (fused::enabled() && !preActivation && !torch::GradMode::is_enabled() && x.device().is_cpu() &&
       x.scalar_type() == torch::kFloat) {
     // The margin and the first conv's own reflection pad in one copy, then the fused layers.
@@ -116,8 +126,8 @@ torch::Tensor TransformerNetImpl::johnson(torch::Tensor y) {
 fused::Activation TransformerNetImpl::johnsonFused(const torch::Tensor& padded) {
   using fused::Pad;
   const auto blocks = residuals->children();
-  auto norm = [](const fused::Activation& x, torch::nn::InstanceNorm2d& in, int64_t pad, Pad mode) {
-    return fused::normalizePadded(x, in->weight, in->bias, in->options.eps(), /*relu=*/true, {}, pad, mode);
+  auto norm = [](const fused::Activation& x, const torch::nn::InstanceNorm2d& in, int64_t pad, Pad mode) {
+    return fused::normalizePadded(x, in, /*relu=*/true, {}, pad, mode);
   };
   torch::Tensor y = norm({fused::convolve(conv1->conv, padded)}, in1, 1, Pad::kReflect);
   y = norm({fused::convolve(conv2->conv, y)}, in2, 1, Pad::kReflect);
