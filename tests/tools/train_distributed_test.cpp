@@ -18,6 +18,10 @@ namespace {
 namespace fs = std::filesystem;
 using test::runStylize;
 
+// How far apart two trainings of the same model may end when only the order of float sums differs (see the
+// first test): 10x the most measured on any CPU, 50x below what a lost all-reduce gives.
+constexpr double kRoundingApart = 2e-3;
+
 class DistributedTrain : public ::testing::Test {
  protected:
   void SetUp() override {
@@ -71,11 +75,12 @@ TEST_F(DistributedTrain, TwoRanksTrainTheModelOneProcessTrainsAndResumeOnOneRank
   ASSERT_EQ(r.exitCode, 0) << r.output;
   EXPECT_NE(r.output.find("rank 0 of 2 (gloo; 2 per rank)"), std::string::npos) << r.output;
   EXPECT_EQ(loadStyleModel(dir / "two.safetensors").info["training"]["ranks"], 2);
-  // Float sums in another order (a batch of 2 twice, not 4 at once) differ in the last bits, and five Adam
-  // steps, which divide each gradient by its own magnitude, make that 1e-6..1e-5 of the output; one process
-  // on 2 threads instead of 1 moves it as far.
+  // Float sums in another order (a batch of 2 twice, not 4 at once, which the CPU's convolution kernels may
+  // also block differently) differ in the last bits, and five Adam steps, which divide each gradient by its
+  // own magnitude, make that 1e-6 (Intel AVX2) to 1.9e-4 (AMD EPYC) of the output. A real fault is 100x that:
+  // ranks that skip the gradient all-reduce train on half the batch, 9.6e-2 apart; one step moves it 3.8e-2.
   const double apart = outputDifference("one.safetensors", "two.safetensors");
-  EXPECT_LT(apart, 1e-4);
+  EXPECT_LT(apart, kRoundingApart);
   r = runStylize(trainArgs("threads.safetensors", common + "--threads 2"), dir.path());
   ASSERT_EQ(r.exitCode, 0) << r.output;
   std::cout << fmt::format("[ measured ] output difference: 2 ranks vs 1 process {:.2e}; 2 threads vs 1 {:.2e}\n",
@@ -84,12 +89,18 @@ TEST_F(DistributedTrain, TwoRanksTrainTheModelOneProcessTrainsAndResumeOnOneRank
   const auto one = logRows("one.log.csv"), two = logRows("two.log.csv");
   ASSERT_EQ(one.size(), 5u);
   ASSERT_EQ(two.size(), 5u);
+  double firstRow = 0, laterRows = 0;  // the largest relative differences, for the log
   for (size_t i = 0; i < one.size(); ++i)
-    for (size_t c = 1; c <= 5; ++c)  // content, style, tv, temporal, total
+    for (size_t c = 1; c <= 5; ++c) {  // content, style, tv, temporal, total
       // Row 1 is the same weights on the same photos (only the sums' order differs); later rows follow weights
-      // that differ by the Adam-amplified rounding above, as much as on another CPU's kernels.
-      EXPECT_NEAR(two[i][c], one[i][c], (i == 0 ? 1e-5 : 1e-4) * std::abs(one[i][c]) + 1e-9)
+      // that differ by the Adam-amplified rounding above: up to 9e-5 measured (AMD EPYC).
+      EXPECT_NEAR(two[i][c], one[i][c], (i == 0 ? 1e-5 : 1e-3) * std::abs(one[i][c]) + 1e-9)
           << "row " << i << " column " << c;
+      (i == 0 ? firstRow : laterRows) =
+          std::max(i == 0 ? firstRow : laterRows, std::abs(two[i][c] - one[i][c]) / (std::abs(one[i][c]) + 1e-9));
+    }
+  std::cout << fmt::format("[ measured ] logged losses, 2 ranks vs 1 process: row 1 {:.1e}, later rows {:.1e}\n",
+                           firstRow, laterRows);
   // Only rank 0 wrote: one log, one checkpoint (at iteration 3), no stray temporaries.
   for (const auto& e : fs::directory_iterator(dir.path()))
     EXPECT_EQ(e.path().string().find(".tmp-"), std::string::npos) << e.path();
@@ -101,7 +112,7 @@ TEST_F(DistributedTrain, TwoRanksTrainTheModelOneProcessTrainsAndResumeOnOneRank
       dir.path());
   ASSERT_EQ(r.exitCode, 0) << r.output;
   EXPECT_NE(r.output.find("resumed at iteration 3"), std::string::npos) << r.output;
-  EXPECT_LT(outputDifference("one.safetensors", "resumed.safetensors"), 1e-4);
+  EXPECT_LT(outputDifference("one.safetensors", "resumed.safetensors"), kRoundingApart);
 
   // A batch that does not split evenly is refused before any worker starts.
   r = runStylize(trainArgs("bad.safetensors", "--iterations 2 --nproc 3"), dir.path());
