@@ -52,9 +52,9 @@ class ShuffledOrder {
   std::vector<size_t> order_;
 };
 
-torch::Tensor randomResizedCrop(const torch::Tensor& image, int64_t size, uint64_t key) {
+torch::Tensor randomResizedCrop(const torch::Tensor& image, int64_t size, double minArea, uint64_t key) {
   std::mt19937_64 rng(key);
-  std::uniform_real_distribution<double> area(0.34, 1.0), logRatio(std::log(3.0 / 4), std::log(4.0 / 3)), unit(0, 1);
+  std::uniform_real_distribution<double> area(minArea, 1.0), logRatio(std::log(3.0 / 4), std::log(4.0 / 3)), unit(0, 1);
   const int64_t h = image.size(1), w = image.size(2);
   int64_t ch = h, cw = w;
   for (int attempt = 0; attempt < 10; ++attempt) {
@@ -110,12 +110,14 @@ torch::Tensor BatchLoader::makeBatch(const std::vector<fs::path>& files, const B
   // same slice of the batch whatever the other shards met.
   const int64_t end = options.shardSize > 0 ? options.shardBegin + options.shardSize : options.batchSize;
   if (options.shardBegin < 0 || end > options.batchSize) throw Error("makeBatch: shard outside the batch");
+  if (!(options.minCropArea > 0 && options.minCropArea <= 1)) throw Error("the smallest crop area must be 0..1");
   for (int64_t i = options.shardBegin; i < end; ++i) {
     for (int64_t shift = 0;;) {
       const int64_t sample = first + i + shift * static_cast<int64_t>(options.batchSize);
       const fs::path& file = files[order.at(sample)];
       try {
-        items.push_back(randomResizedCrop(loadImage(file), options.imageSize, mix(options.seed ^ 0xC0FFEE, sample)));
+        items.push_back(randomResizedCrop(loadImage(file), options.imageSize, options.minCropArea,
+                                          mix(options.seed ^ 0xC0FFEE, sample)));
         break;
       } catch (const Error& e) {
         if (skipped) skipped->fetch_add(1);

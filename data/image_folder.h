@@ -35,10 +35,14 @@ struct BatchOptions {
   // Data-parallel training: this process loads only the photos [shardBegin, shardBegin + shardSize) of each
   // batch (0 = all of it); the batch itself, and so every photo's crop, stays the same for any split.
   int64_t shardBegin = 0, shardSize = 0;
+  // Smallest crop as a fraction of the photo's area (torchvision's RandomResizedCrop scale). Smaller crops
+  // are zoomed-in views: a network trained on them also sees the large flat areas and soft detail that a
+  // 1080p frame or a 12-megapixel photo shows it at inference.
+  double minCropArea = 0.34;
 };
 
 // Batch i is a pure function of (files, options, i): an epoch-wise shuffle, then for each photo a random
-// resized crop (34–100 % of the area, aspect 3:4–4:3) and a random horizontal flip. So a run is
+// resized crop (minCropArea–100 % of the area, aspect 3:4–4:3) and a random horizontal flip. So a run is
 // reproducible under any thread count, and resuming at batch i gives the batches an uninterrupted run
 // would have seen. An unreadable photo is skipped (the next one in the shuffle takes its place) and
 // counted; it never stops a run.

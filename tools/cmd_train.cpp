@@ -106,6 +106,7 @@ int runTrain(int argc, char** argv) {
       ("epochs", "alternatively, passes over the dataset (overrides --iterations)", cxxopts::value<double>())
       ("batch-size", "photos per batch", cxxopts::value<int64_t>()->default_value("4"))
       ("image-size", "training crop size", cxxopts::value<int64_t>()->default_value("256"))
+      ("crop-area", "smallest random crop, as a fraction of the photo's area (0.34-1 by default); smaller = zoomed-in crops, for a model that will stylize frames much larger than the training photos (HD video, big photos)", cxxopts::value<double>()->default_value("0.34"))
       ("style-size", "long side of the style image", cxxopts::value<int64_t>()->default_value("512"))
       ("lr", "Adam learning rate", cxxopts::value<double>()->default_value("0.001"))
       ("lr-final", "learning rate at the end as a fraction of --lr (cosine decay; 1 = constant)", cxxopts::value<double>()->default_value("0.1"))
@@ -234,6 +235,8 @@ int runTrain(int argc, char** argv) {
   opt.batches.batchSize = args["batch-size"].as<int64_t>();
   opt.batches.imageSize = args["image-size"].as<int64_t>();
   opt.batches.seed = args["seed"].as<uint64_t>();
+  opt.batches.minCropArea = args["crop-area"].as<double>();
+  if (!(opt.batches.minCropArea > 0 && opt.batches.minCropArea <= 1)) throw Error("--crop-area must be in (0, 1]");
   opt.iterations = args["iterations"].as<int64_t>();
   if (args.count("epochs"))
     opt.iterations = std::max<int64_t>(
@@ -272,6 +275,7 @@ int runTrain(int argc, char** argv) {
                            {"iterations", opt.iterations},
                            {"batch_size", opt.batches.batchSize},
                            {"image_size", opt.batches.imageSize},
+                           {"crop_area", opt.batches.minCropArea},
                            {"lr", opt.learningRate},
                            {"lr_final", opt.finalLearningRate},
                            {"temporal_weight", opt.temporalWeight},
@@ -299,8 +303,9 @@ int runTrain(int argc, char** argv) {
   }
   std::cerr << "stylize: training " << opt.architecture.width << "-wide, " << opt.architecture.blocks << "-block "
             << architectureName(opt.architecture.type) << " network on " << photos.files().size() << " photos, "
-            << opt.iterations << " iterations of " << opt.batches.batchSize << "×" << opt.batches.imageSize << "², "
-            << torch::get_num_threads() << " threads on " << device
+            << opt.iterations << " iterations of " << opt.batches.batchSize << "×" << opt.batches.imageSize << "² ("
+            << std::lround(opt.batches.minCropArea * 100) << "–100 % crops), " << torch::get_num_threads()
+            << " threads on " << device
             << (group ? fmt::format(", rank 0 of {} ({}; {} per rank)", group->size(), group->backend(),
                                     opt.batches.batchSize / group->size())
                       : "")

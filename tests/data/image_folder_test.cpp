@@ -48,6 +48,28 @@ TEST(BatchLoader, BatchesAreDeterministicAndIndependentOfThreads) {
   EXPECT_FALSE(torch::equal(BatchLoader::makeBatch(folder.files(), options, 0, nullptr), b0));
 }
 
+TEST(BatchLoader, SmallerCropAreaZoomsIn) {
+  // A horizontal ramp 0..1: the span of values in a crop is the fraction of the photo's width it covers.
+  test::TempDir dir;
+  const torch::Tensor ramp = torch::linspace(0, 1, 100).view({1, 1, 100}).expand({3, 100, 100}).contiguous();
+  saveImage(dir / "ramp.png", ramp);
+  ImageFolder folder(dir.path());
+  auto spans = [&](double minArea) {
+    BatchOptions options{64, 32, 5, 1};
+    options.minCropArea = minArea;
+    const torch::Tensor batch = BatchLoader::makeBatch(folder.files(), options, 0, nullptr);
+    return (batch.amax({1, 2, 3}) - batch.amin({1, 2, 3}));
+  };
+  // 34-100 % of the area at aspect 3:4-4:3 covers at least sqrt(0.34 * 3/4) = 50 % of the width.
+  EXPECT_GT(spans(0.34).min().item<float>(), 0.45f);
+  const torch::Tensor zoomed = spans(0.02);
+  EXPECT_LT(zoomed.min().item<float>(), 0.3f);   // some crops are close-ups
+  EXPECT_GT(zoomed.max().item<float>(), 0.45f);  // and some still see most of the photo
+  BatchOptions bad{1, 32, 5, 1};
+  bad.minCropArea = 0;
+  EXPECT_THROW(BatchLoader::makeBatch(folder.files(), bad, 0, nullptr), Error);
+}
+
 TEST(BatchLoader, CorruptPhotosAreSkippedAndCounted) {
   test::TempDir dir;
   makePhotos(dir, 4);
