@@ -253,11 +253,12 @@ TEST_F(TrainCli, TemporalFineTuneStartsFromAModelAndLogsTheTemporalTerm) {
   std::filesystem::rename(dir / "m.safetensors", dir / "base.safetensors");
   auto r = runStylize(
       trainArgs("--iterations 4 --log-every 2 --temporal-weight 20 --temporal-jpeg 50 --temporal-motion shift "
-                "--init-model " +
+                "--crop-area 0.1 --init-model " +
                 (dir / "base.safetensors").string()),
       dir.path());
   ASSERT_EQ(r.exitCode, 0) << r.output;
   EXPECT_NE(r.output.find(", temporal ×20 (shift motion, noise 0.02, JPEG 50..95)"), std::string::npos) << r.output;
+  EXPECT_NE(r.output.find("4 iterations of 2×32² (10–100 % crops)"), std::string::npos) << r.output;
   std::ifstream csv(dir / "m.log.csv");
   std::string header, row;
   std::getline(csv, header);
@@ -273,6 +274,7 @@ TEST_F(TrainCli, TemporalFineTuneStartsFromAModelAndLogsTheTemporalTerm) {
   EXPECT_EQ(info["training"]["temporal_jpeg"], 50);
   EXPECT_EQ(info["training"]["temporal_motion"], "shift");
   EXPECT_EQ(info["training"]["init_model"], "base.safetensors");
+  EXPECT_EQ(info["training"]["crop_area"], 0.1);
 
   r = runStylize(trainArgs("--iterations 2 --width 16 --init-model " + (dir / "base.safetensors").string()),
                  dir.path());
@@ -282,6 +284,10 @@ TEST_F(TrainCli, TemporalFineTuneStartsFromAModelAndLogsTheTemporalTerm) {
   r = runStylize(trainArgs("--iterations 2 --temporal-weight 20 --temporal-motion wobble"), dir.path());
   EXPECT_EQ(r.exitCode, 1);
   EXPECT_NE(r.output.find("--temporal-motion must be affine or shift, not 'wobble'"), std::string::npos) << r.output;
+
+  r = runStylize(trainArgs("--iterations 2 --crop-area 0"), dir.path());
+  EXPECT_EQ(r.exitCode, 1);
+  EXPECT_NE(r.output.find("--crop-area must be in (0, 1]"), std::string::npos) << r.output;
 }
 
 TEST_F(TrainCli, BlendAveragesTwoFineTunesIntoAModelThatStylizes) {
