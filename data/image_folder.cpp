@@ -110,7 +110,7 @@ torch::Tensor BatchLoader::makeBatch(const std::vector<fs::path>& files, const B
   // same slice of the batch whatever the other shards met.
   const int64_t end = options.shardSize > 0 ? options.shardBegin + options.shardSize : options.batchSize;
   if (options.shardBegin < 0 || end > options.batchSize) throw Error("makeBatch: shard outside the batch");
-  if (!(options.minCropArea > 0 && options.minCropArea <= 1)) throw Error("the smallest crop area must be 0..1");
+  if (!(options.minCropArea > 0 && options.minCropArea <= 1)) throw Error("the smallest crop area must be in (0, 1]");
   for (int64_t i = options.shardBegin; i < end; ++i) {
     for (int64_t shift = 0;;) {
       const int64_t sample = first + i + shift * static_cast<int64_t>(options.batchSize);
