@@ -381,7 +381,9 @@ TEST_F(TrainCli, SigkillAtRandomMomentsLosesAtMostOneIntervalAndResumesToTheSame
     if (r.exitCode == 0) break;  // finished before the kill landed
     ASSERT_EQ(r.exitCode, 128 + SIGKILL) << r.output;
     ++kills;
-    EXPECT_FALSE(fs::exists(dir / "m.safetensors"));
+    // On a fast machine the kill can land after the last row, once the model is in place but before the
+    // process exits: the model is renamed into place only when whole, so it must then match the straight run.
+    if (fs::exists(dir / "m.safetensors")) break;
     if (!fs::exists(dir / "m.ckpt.safetensors")) {
       EXPECT_LT(lastLoggedIteration(), 3) << "no checkpoint after iteration 2\n" << r.output;
       continue;
