@@ -1,5 +1,7 @@
 #include "nets/layers.h"
 
+#include <optional>
+
 namespace F = torch::nn::functional;
 
 namespace stylize {
@@ -13,6 +15,27 @@ ConvLayerImpl::ConvLayerImpl(int64_t in, int64_t out, int64_t kernel, int64_t st
       conv(register_module("conv", torch::nn::Conv2d(torch::nn::Conv2dOptions(in, out, kernel).stride(stride)))) {}
 
 torch::Tensor ConvLayerImpl::forward(const torch::Tensor& x) { return conv(pad(x)); }
+
+torch::Tensor bilateralDenoise(const torch::Tensor& images, double rangeSigma) {
+  TORCH_CHECK(images.dim() == 4 && rangeSigma > 0, "bilateralDenoise expects [N, C, H, W] and a positive sigma");
+  std::optional<torch::NoGradGuard> noGrad;
+  if (!images.requires_grad()) noGrad.emplace();
+  const int64_t r = kDenoiseRadius, h = images.size(2), w = images.size(3);
+  const torch::Tensor padded = F::pad(images, F::PadFuncOptions({r, r, r, r}).mode(torch::kReflect));
+  // The centre tap weighs 1, so the weights never sum to 0 (fp16 included).
+  torch::Tensor sum = images.clone(), weights = torch::ones({images.size(0), 1, h, w}, images.options());
+  const double range = -0.5 / (rangeSigma * rangeSigma);
+  for (int64_t dy = -r; dy <= r; ++dy)
+    for (int64_t dx = -r; dx <= r; ++dx) {
+      if (dx == 0 && dy == 0) continue;
+      const torch::Tensor neighbour = padded.narrow(2, r + dy, h).narrow(3, r + dx, w);
+      const double spatial = -double(dx * dx + dy * dy) / (2 * kDenoiseSpatialSigma * kDenoiseSpatialSigma);
+      const torch::Tensor weight = ((neighbour - images).square().sum(1, true) * range + spatial).exp();
+      sum = sum + weight * neighbour;
+      weights = weights + weight;
+    }
+  return sum / weights;
+}
 
 ResidualBlockImpl::ResidualBlockImpl(int64_t channels)
     : conv1(register_module("conv1", ConvLayer(channels, channels, 3, 1))),

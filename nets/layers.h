@@ -10,6 +10,17 @@ namespace stylize {
 
 torch::nn::InstanceNorm2d instanceNorm(int64_t channels);
 
+// An edge-preserving denoiser in front of a transform network (a bilateral filter, Tomasi & Manduchi
+// 1998): each pixel becomes the mean of its 5×5 neighbourhood, weighted by distance (σ 1.5 px) and by
+// colour difference (σ `rangeSigma`, RGB in 0..1). Noise well below rangeSigma averages away; edges and
+// texture of higher contrast stay. Why it is there: on a still camera most of a per-frame model's flicker
+// is its answer to sensor and codec noise, and a network trained to ignore that noise itself (the temporal
+// loss) learns to leave flat areas unpainted; with the noise taken out first it need not.
+// images: [N, 3, H, W]; reflection at the borders; any float type and device.
+torch::Tensor bilateralDenoise(const torch::Tensor& images, double rangeSigma);
+constexpr int64_t kDenoiseRadius = 2;
+constexpr double kDenoiseSpatialSigma = 1.5;
+
 // Reflection padding + convolution.
 struct ConvLayerImpl : torch::nn::Module {
   ConvLayerImpl(int64_t in, int64_t out, int64_t kernel, int64_t stride);

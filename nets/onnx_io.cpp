@@ -1,5 +1,6 @@
 // ONNX files through libonnx-dev's protobuf classes. Only this file needs ONNX: without it (the LibTorch-only
 // device build) the functions say so.
+#include <cmath>
 #include <fstream>
 #include <set>
 
@@ -316,9 +317,34 @@ void exportOnnx(TransformerNet& net, const fs::path& path, const OnnxExportOptio
   const std::string size = fixed
                                ? g.int64s({options.fixedHeight, options.fixedWidth})
                                : g.op("Slice", {g.op("Shape", {"input"}), g.int64s({2}), g.int64s({4}), g.int64s({0})});
+  std::string input = "input";
+  if (config.denoise > 0) {  // bilateralDenoise (nets/layers.cpp), tap by tap
+    const int64_t r = kDenoiseRadius;
+    const std::string padded = layers.reflectPad(input, g.int64s({0, 0, r, r, 0, 0, r, r}));
+    const std::string sumChannels = g.weight(torch::ones({1, 3, 1, 1}));
+    const std::string range = g.scalar(float(-0.5 / (config.denoise * config.denoise)));
+    std::string sum = input, weights;
+    for (int64_t dy = -r; dy <= r; ++dy)
+      for (int64_t dx = -r; dx <= r; ++dx) {
+        if (dx == 0 && dy == 0) continue;
+        const std::string begin = g.int64s({r + dy, r + dx});
+        const std::string end =
+            fixed ? g.int64s({options.fixedHeight + r + dy, options.fixedWidth + r + dx}) : g.op("Add", {size, begin});
+        const std::string neighbour = g.op("Slice", {padded, begin, end, g.int64s({2, 3})});
+        const std::string difference = g.op("Sub", {neighbour, input});
+        onnx::NodeProto& distance = g.node("Conv", {g.op("Mul", {difference, difference}), sumChannels});
+        setInts(distance, "kernel_shape", {1, 1});
+        const double spatial = std::exp(-double(dx * dx + dy * dy) / (2 * kDenoiseSpatialSigma * kDenoiseSpatialSigma));
+        const std::string weight =
+            g.op("Mul", {g.op("Exp", {g.op("Mul", {distance.output(0), range})}), g.scalar(float(spatial))});
+        sum = g.op("Add", {sum, g.op("Mul", {weight, neighbour})});
+        weights = weights.empty() ? g.op("Add", {weight, g.scalar(1)}) : g.op("Add", {weights, weight});
+      }
+    input = g.op("Div", {sum, weights});
+  }
   std::string result;
   if (config.type == Architecture::kPyTorchExamples) {  // 0..255, no margin, crop the top left
-    const std::string pre = layers.johnson(g.op("Mul", {"input", g.scalar(255)}));
+    const std::string pre = layers.johnson(g.op("Mul", {input, g.scalar(255)}));
     const std::string cropped = g.op("Slice", {pre, g.int64s({0, 0}), size, g.int64s({2, 3})});
     result = g.op("Mul", {cropped, g.scalar(1.0f / 255)});
   } else {
@@ -340,7 +366,7 @@ void exportOnnx(TransformerNet& net, const fs::path& path, const OnnxExportOptio
       pads = concat.output(0);
       begin = g.int64s({m, m});
     }
-    const std::string padded = layers.reflectPad("input", pads);
+    const std::string padded = layers.reflectPad(input, pads);
     const std::string pre = config.type == Architecture::kCompact ? layers.compact(padded) : layers.johnson(padded);
     const std::string cropped = g.op("Slice", {pre, begin, g.op("Add", {size, begin}), g.int64s({2, 3})});
     // Johnson's bounded output: (tanh + 1) / 2

@@ -9,16 +9,24 @@
 namespace stylize {
 
 nlohmann::json architectureJson(const TransformerConfig& config) {
-  return {{"type", architectureName(config.type)}, {"width", config.width}, {"blocks", config.blocks}};
+  nlohmann::json json = {{"type", architectureName(config.type)}, {"width", config.width}, {"blocks", config.blocks}};
+  if (config.denoise > 0) json["denoise"] = config.denoise;  // absent (as before version 4) when off
+  return json;
 }
 
 TransformerConfig architectureFromJson(const nlohmann::json& arch, const std::string& where) {
   if (!arch.is_object() || !arch.contains("width") || !arch["width"].is_number_integer() || !arch.contains("blocks") ||
       !arch["blocks"].is_number_integer() || (arch.contains("type") && !arch["type"].is_string()))
     throw Error(where + ": model metadata lacks architecture.width / architecture.blocks");
+  double denoise = 0;
+  if (arch.contains("denoise")) {
+    if (!arch["denoise"].is_number() || !(arch["denoise"].get<double>() > 0 && arch["denoise"].get<double>() <= 1))
+      throw Error(where + ": architecture.denoise must be a number in (0, 1], not " + arch["denoise"].dump());
+    denoise = arch["denoise"].get<double>();
+  }
   try {
     return {arch["width"].get<int64_t>(), arch["blocks"].get<int64_t>(),
-            parseArchitecture(arch.value("type", std::string("johnson")))};
+            parseArchitecture(arch.value("type", std::string("johnson"))), denoise};
   } catch (const Error& e) {
     throw Error(where + ": " + e.what());
   }
@@ -27,7 +35,11 @@ TransformerConfig architectureFromJson(const nlohmann::json& arch, const std::st
 void saveStyleModel(const std::filesystem::path& path, TransformerNet& net, nlohmann::json info, bool fp16) {
   info["format"] = "stylize-transformer";
   const Architecture type = net->config().type;
-  info["version"] = type == Architecture::kJohnson ? 1 : type == Architecture::kCompact ? 2 : 3;
+  // The oldest version that holds the model, so that older builds still read what they can run.
+  info["version"] = net->config().denoise > 0        ? 4
+                    : type == Architecture::kJohnson ? 1
+                    : type == Architecture::kCompact ? 2
+                                                     : 3;
   info["architecture"] = architectureJson(net->config());
   info["dtype"] = fp16 ? "float16" : "float32";
   Safetensors file;

@@ -13,16 +13,17 @@ namespace stylize {
 
 // Version 2 added architecture.type (compact models are written as version 2; Johnson models stay 1 so
 // that older stylize builds still read them); version 3 the pytorch_examples type of imported models (only
-// they are written as 3).
-constexpr int kStyleModelVersion = 3;
+// they are written as 3); version 4 architecture.denoise (only models with the input denoiser are written
+// as 4: an older build would run them without it, so it must refuse them).
+constexpr int kStyleModelVersion = 4;
 
 struct StyleModel {
   TransformerNet net{nullptr};
   nlohmann::json info;  // everything but the weights; info["architecture"] = {type, width, blocks}
 };
 
-// {"type": "johnson"|"compact"|"pytorch_examples", "width": w, "blocks": b}; a missing type reads as
-// johnson (version 1).
+// {"type": "johnson"|"compact"|"pytorch_examples", "width": w, "blocks": b[, "denoise": σ]}; a missing type
+// reads as johnson (version 1), a missing denoise as none.
 nlohmann::json architectureJson(const TransformerConfig& config);
 TransformerConfig architectureFromJson(const nlohmann::json& json, const std::string& where);
 

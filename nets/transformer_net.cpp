@@ -76,13 +76,14 @@ TransformerNetImpl::TransformerNetImpl(TransformerConfig config) : config_(confi
   deconv3 = register_module("deconv3", ConvLayer(w, 3, 9, 1));
 }
 
-torch::Tensor TransformerNetImpl::forward(const torch::Tensor& x, torch::Tensor* preActivation) {
-  TORCH_CHECK(x.dim() == 4 && x.size(1) == 3, "TransformerNet expects [N, 3, H, W], got ", x.sizes());
-  const int64_t h = x.size(2), w = x.size(3);
+torch::Tensor TransformerNetImpl::forward(const torch::Tensor& input, torch::Tensor* preActivation) {
+  TORCH_CHECK(input.dim() == 4 && input.size(1) == 3, "TransformerNet expects [N, 3, H, W], got ", input.sizes());
+  const int64_t h = input.size(2), w = input.size(3);
   if (h < kMinSide || w < kMinSide)
     throw Error("image " + std::to_string(w) + "x" + std::to_string(h) +
                 " is too small: the transform network needs at least " + std::to_string(kMinSide) +
                 " pixels on each side");
+  const torch::Tensor x = config_.denoise > 0 ? bilateralDenoise(input, config_.denoise) : input;
   using torch::indexing::Slice;
   if (config_.type == Architecture::kPyTorchExamples) {  // as pytorch/examples runs it: 0..255, no margin
     const torch::Tensor out = johnson(x * 255).index({Slice(), Slice(), Slice(0, h), Slice(0, w)});

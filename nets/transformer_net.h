@@ -28,7 +28,12 @@ struct TransformerConfig {
   int64_t width = 32;  // channels of the first layer; Johnson's network is 32
   int64_t blocks = 5;  // residual blocks
   Architecture type = Architecture::kJohnson;
-  bool operator==(const TransformerConfig& o) const { return width == o.width && blocks == o.blocks && type == o.type; }
+  // Range σ of the bilateral denoiser the input passes first (bilateralDenoise in nets/layers.h); 0 = none.
+  // Part of the model, not of the weights: a fine-tune may add it.
+  double denoise = 0;
+  bool operator==(const TransformerConfig& o) const {
+    return width == o.width && blocks == o.blocks && type == o.type && denoise == o.denoise;
+  }
   bool operator!=(const TransformerConfig& o) const { return !(*this == o); }
   // The standard size of each architecture: Johnson's 32/5, compact 8/3.
   static TransformerConfig defaults(Architecture type) {
@@ -51,10 +56,10 @@ class TransformerNetImpl : public torch::nn::Module {
   explicit TransformerNetImpl(TransformerConfig config = {});
   const TransformerConfig& config() const { return config_; }
 
-  // x: [N, 3, H, W] RGB in [0, 1], any H, W ≥ kMinSide. Reflect-pads to a multiple of 4 plus a margin and
-  // crops back, so odd sizes work and borders are clean. Output in (0, 1). `preActivation`, when given,
-  // receives the input of the final tanh (same size), for the trainer's saturation penalty; it is left
-  // undefined for kPyTorchExamples, whose output is unbounded (clamp it).
+  // x: [N, 3, H, W] RGB in [0, 1], any H, W ≥ kMinSide. Denoises it if the config says so, reflect-pads to a multiple
+  // of 4 plus a margin and crops back, so odd sizes work and borders are clean. Output in (0, 1). `preActivation`, when
+  // given, receives the input of the final tanh (same size), for the trainer's saturation penalty; it is left undefined
+  // for kPyTorchExamples, whose output is unbounded (clamp it).
   torch::Tensor forward(const torch::Tensor& x, torch::Tensor* preActivation = nullptr);
 
  private:

@@ -113,6 +113,7 @@ int runTrain(int argc, char** argv) {
       ("architecture", "johnson (Johnson et al.'s network) or compact (7x less work per pixel, for live video on a CPU)", cxxopts::value<std::string>()->default_value("johnson"))
       ("width", "channels of the first layer (default: johnson 32, 16 for a fast CPU model; compact 8)", cxxopts::value<int64_t>())
       ("blocks", "residual blocks (default: johnson 5, compact 3)", cxxopts::value<int64_t>())
+      ("input-denoise", "put an edge-preserving (bilateral) denoiser of this colour sigma in front of the network, part of the model: noise below it no longer makes the strokes flicker, so a video model keeps more of them (0 = none; the stable model uses 0.05)", cxxopts::value<double>())
       ("checkpoint", "checkpoint file (default: OUTPUT stem + .ckpt.safetensors)", cxxopts::value<std::string>())
       ("checkpoint-every", "iterations between checkpoints", cxxopts::value<int64_t>()->default_value("1000"))
       ("resume", "continue from this checkpoint exactly (its network; give the other flags as in the first run)", cxxopts::value<std::string>())
@@ -232,6 +233,11 @@ int runTrain(int argc, char** argv) {
     opt.architecture = Trainer::checkpointArchitecture(args["resume"].as<std::string>());
   if (args.count("width")) opt.architecture.width = args["width"].as<int64_t>();
   if (args.count("blocks")) opt.architecture.blocks = args["blocks"].as<int64_t>();
+  if (args.count("input-denoise")) {
+    opt.architecture.denoise = args["input-denoise"].as<double>();
+    if (!(opt.architecture.denoise >= 0 && opt.architecture.denoise <= 1))
+      throw Error("--input-denoise must be 0..1 (a colour difference; 0 = none)");
+  }
   opt.batches.batchSize = args["batch-size"].as<int64_t>();
   opt.batches.imageSize = args["image-size"].as<int64_t>();
   opt.batches.seed = args["seed"].as<uint64_t>();

@@ -32,7 +32,8 @@ TEST(OnnxExport, OpenCvRunsEveryArchitectureAsWeDo) {
   test::TempDir dir;
   for (const Case& c :
        {Case{"johnson", {8, 2, Architecture::kJohnson}}, Case{"compact", {8, 2, Architecture::kCompact}},
-        Case{"pytorch_examples", {8, 2, Architecture::kPyTorchExamples}}}) {
+        Case{"pytorch_examples", {8, 2, Architecture::kPyTorchExamples}},
+        Case{"johnson_denoise", {8, 2, Architecture::kJohnson, 0.05}}}) {
     torch::manual_seed(11);
     TransformerNet net(c.config);
     {

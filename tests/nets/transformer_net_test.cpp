@@ -253,5 +253,60 @@ TEST(CompactNet, RoundTripsThroughTheModelFormat) {
       << loadError(dir / "unknown.safetensors");
 }
 
+TEST(BilateralDenoise, AveragesNoiseAwayAndKeepsEdges) {
+  torch::manual_seed(5);
+  // A flat grey half and a white half: noise of σ 0.01 (a still camera's sensor and codec) over both.
+  torch::Tensor clean = torch::full({1, 3, 40, 40}, 0.3);
+  clean.narrow(3, 20, 20).fill_(0.9);
+  const torch::Tensor noisy = clean + torch::randn_like(clean) * 0.01;
+  const torch::Tensor out = bilateralDenoise(noisy, 0.05);
+  ASSERT_EQ(out.sizes(), noisy.sizes());
+  auto noiseLeft = [&](const torch::Tensor& t) { return (t - clean).narrow(3, 2, 15).std().item<double>(); };
+  // About 18 effective taps: the noise falls to a quarter or less.
+  EXPECT_LT(noiseLeft(out), 0.35 * noiseLeft(noisy));
+  // The edge stays where it was, as sharp: a 0.6 step is 12σ of colour difference, so the other side
+  // weighs nothing (exp(-72)).
+  EXPECT_LT((out - clean).select(3, 19).abs().max().item<double>(), 0.01);
+  EXPECT_LT((out - clean).select(3, 20).abs().max().item<double>(), 0.01);
+  // A constant image is a fixed point, borders included (reflection).
+  const torch::Tensor flat = torch::full({2, 3, 17, 19}, 0.42);
+  EXPECT_LT((bilateralDenoise(flat, 0.05) - flat).abs().max().item<double>(), 1e-6);
+}
+
+TEST(BilateralDenoise, IsPartOfTheModelAndItsFile) {
+  test::TempDir dir;
+  torch::manual_seed(3);
+  TransformerNet plain(TransformerConfig{8, 1});
+  TransformerNet denoising(TransformerConfig{8, 1, Architecture::kJohnson, 0.05});
+  torch::NoGradGuard noGrad;
+  for (auto& p : denoising->named_parameters()) p.value().copy_(plain->named_parameters()[p.key()]);
+  plain->eval(), denoising->eval();
+  const torch::Tensor photo = torch::rand({1, 3, 1, 1}).expand({1, 3, 36, 44}).contiguous();
+  const torch::Tensor noisy = photo + torch::randn_like(photo) * 0.01;
+  // The same weights: the denoising network's output is the plain one's on the denoised input.
+  EXPECT_TRUE(torch::allclose(denoising->forward(noisy), plain->forward(bilateralDenoise(noisy, 0.05)), 1e-5, 1e-6));
+  EXPECT_GT((denoising->forward(noisy) - plain->forward(noisy)).abs().max().item<double>(), 1e-3);
+
+  // Saved as version 4 with architecture.denoise, and loaded back the same.
+  saveStyleModel(dir / "d.safetensors", denoising, {});
+  StyleModel model = loadStyleModel(dir / "d.safetensors");
+  EXPECT_EQ(model.info["version"], 4);
+  EXPECT_EQ(model.info["architecture"]["denoise"], 0.05);
+  EXPECT_TRUE(model.net->config() == denoising->config());
+  EXPECT_TRUE(torch::allclose(model.net->forward(noisy), denoising->forward(noisy), 1e-5, 1e-6));
+  // Models without it keep their version and metadata.
+  saveStyleModel(dir / "p.safetensors", plain, {});
+  EXPECT_EQ(loadStyleModel(dir / "p.safetensors").info["version"], 1);
+  EXPECT_FALSE(loadStyleModel(dir / "p.safetensors").info["architecture"].contains("denoise"));
+
+  Safetensors bad = readSafetensors(dir / "d.safetensors");
+  bad.metadata["stylize"] =
+      R"({"format":"stylize-transformer","version":4,"architecture":{"width":8,"blocks":1,"denoise":-1}})";
+  writeSafetensors(dir / "bad.safetensors", bad);
+  EXPECT_NE(loadError(dir / "bad.safetensors").find("architecture.denoise must be a number in (0, 1]"),
+            std::string::npos)
+      << loadError(dir / "bad.safetensors");
+}
+
 }  // namespace
 }  // namespace stylize
