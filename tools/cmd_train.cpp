@@ -308,8 +308,12 @@ int runTrain(int argc, char** argv) {
     return finished ? 0 : 130;
   }
   std::cerr << "stylize: training " << opt.architecture.width << "-wide, " << opt.architecture.blocks << "-block "
-            << architectureName(opt.architecture.type) << " network on " << photos.files().size() << " photos, "
-            << opt.iterations << " iterations of " << opt.batches.batchSize << "×" << opt.batches.imageSize << "² ("
+            << architectureName(opt.architecture.type) << " network"
+            << (opt.architecture.denoise > 0
+                    ? fmt::format(" behind a bilateral denoiser (σ {})", opt.architecture.denoise)
+                    : "")
+            << " on " << photos.files().size() << " photos, " << opt.iterations << " iterations of "
+            << opt.batches.batchSize << "×" << opt.batches.imageSize << "² ("
             << std::lround(opt.batches.minCropArea * 100) << "–100 % crops), " << torch::get_num_threads()
             << " threads on " << device
             << (group ? fmt::format(", rank 0 of {} ({}; {} per rank)", group->size(), group->backend(),

@@ -253,11 +253,12 @@ TEST_F(TrainCli, TemporalFineTuneStartsFromAModelAndLogsTheTemporalTerm) {
   std::filesystem::rename(dir / "m.safetensors", dir / "base.safetensors");
   auto r = runStylize(
       trainArgs("--iterations 4 --log-every 2 --temporal-weight 20 --temporal-jpeg 50 --temporal-motion shift "
-                "--crop-area 0.1 --init-model " +
+                "--crop-area 0.1 --input-denoise 0.03 --init-model " +
                 (dir / "base.safetensors").string()),
       dir.path());
   ASSERT_EQ(r.exitCode, 0) << r.output;
   EXPECT_NE(r.output.find(", temporal ×20 (shift motion, noise 0.02, JPEG 50..95)"), std::string::npos) << r.output;
+  EXPECT_NE(r.output.find("johnson network behind a bilateral denoiser (σ 0.03) on"), std::string::npos) << r.output;
   EXPECT_NE(r.output.find("4 iterations of 2×32² (10–100 % crops)"), std::string::npos) << r.output;
   std::ifstream csv(dir / "m.log.csv");
   std::string header, row;
@@ -275,6 +276,16 @@ TEST_F(TrainCli, TemporalFineTuneStartsFromAModelAndLogsTheTemporalTerm) {
   EXPECT_EQ(info["training"]["temporal_motion"], "shift");
   EXPECT_EQ(info["training"]["init_model"], "base.safetensors");
   EXPECT_EQ(info["training"]["crop_area"], 0.1);
+  // The denoiser, added in this fine-tune, is part of the model from now on, and of its fine-tunes.
+  EXPECT_EQ(info["architecture"]["denoise"], 0.03);
+  EXPECT_EQ(info["version"], 4);
+  std::filesystem::rename(dir / "m.safetensors", dir / "denoising.safetensors");
+  r = runStylize(trainArgs("--iterations 2 --init-model " + (dir / "denoising.safetensors").string()), dir.path());
+  ASSERT_EQ(r.exitCode, 0) << r.output;
+  EXPECT_EQ(loadStyleModel(dir / "m.safetensors").net->config().denoise, 0.03);
+  r = runStylize(trainArgs("--iterations 2 --input-denoise 2"), dir.path());
+  EXPECT_EQ(r.exitCode, 1);
+  EXPECT_NE(r.output.find("--input-denoise must be 0..1"), std::string::npos) << r.output;
 
   r = runStylize(trainArgs("--iterations 2 --width 16 --init-model " + (dir / "base.safetensors").string()),
                  dir.path());
