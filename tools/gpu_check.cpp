@@ -119,8 +119,13 @@ int run(int argc, char** argv) {
   const torch::Tensor image = torch::rand({2, 3, 67, 93});
   std::vector<TransformerConfig> nets{TransformerConfig::defaults(Architecture::kJohnson),
                                       TransformerConfig::defaults(Architecture::kCompact)};
-  for (const TransformerConfig& config : nets) {
-    const std::string name = config.type == Architecture::kCompact ? "compact 8/3" : "johnson 32/5";
+  // Also a 16/5 network behind the input denoiser (its exp of large negative numbers in fp16/bf16).
+  std::vector<TransformerConfig> checked = nets;
+  checked.push_back({16, 5, Architecture::kJohnson, 0.03});
+  for (const TransformerConfig& config : checked) {
+    const std::string name = config.type == Architecture::kCompact ? "compact 8/3"
+                             : config.denoise > 0                  ? "johnson 16/5 + denoiser"
+                                                                   : "johnson 32/5";
     torch::manual_seed(1);
     TransformerNet reference(config), other(config);
     {
