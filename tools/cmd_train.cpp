@@ -113,7 +113,7 @@ int runTrain(int argc, char** argv) {
       ("architecture", "johnson (Johnson et al.'s network) or compact (7x less work per pixel, for live video on a CPU)", cxxopts::value<std::string>()->default_value("johnson"))
       ("width", "channels of the first layer (default: johnson 32, 16 for a fast CPU model; compact 8)", cxxopts::value<int64_t>())
       ("blocks", "residual blocks (default: johnson 5, compact 3)", cxxopts::value<int64_t>())
-      ("input-denoise", "put an edge-preserving (bilateral) denoiser of this colour sigma in front of the network, part of the model: noise below it no longer makes the strokes flicker, so a video model keeps more of them (0 = none; the stable model uses 0.05)", cxxopts::value<double>())
+      ("input-denoise", "put an edge-preserving (bilateral) denoiser of this colour sigma in front of the network, part of the model: noise below it no longer makes the strokes flicker, so a video model keeps more of them (0 = none; the README's Flicker section tried 0.02-0.05)", cxxopts::value<double>())
       ("checkpoint", "checkpoint file (default: OUTPUT stem + .ckpt.safetensors)", cxxopts::value<std::string>())
       ("checkpoint-every", "iterations between checkpoints", cxxopts::value<int64_t>()->default_value("1000"))
       ("resume", "continue from this checkpoint exactly (its network; give the other flags as in the first run)", cxxopts::value<std::string>())
