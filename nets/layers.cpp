@@ -29,7 +29,7 @@ torch::Tensor bilateralDenoise(const torch::Tensor& images, double rangeSigma) {
     for (int64_t dx = -r; dx <= r; ++dx) {
       if (dx == 0 && dy == 0) continue;
       const torch::Tensor neighbour = padded.narrow(2, r + dy, h).narrow(3, r + dx, w);
-      const double spatial = -double(dx * dx + dy * dy) / (2 * kDenoiseSpatialSigma * kDenoiseSpatialSigma);
+      const double spatial = denoiseSpatialLogWeight(dx, dy);
       const torch::Tensor weight = ((neighbour - images).square().sum(1, true) * range + spatial).exp();
       sum = sum + weight * neighbour;
       weights = weights + weight;

@@ -20,6 +20,10 @@ torch::nn::InstanceNorm2d instanceNorm(int64_t channels);
 torch::Tensor bilateralDenoise(const torch::Tensor& images, double rangeSigma);
 constexpr int64_t kDenoiseRadius = 2;
 constexpr double kDenoiseSpatialSigma = 1.5;
+// The log of a tap's distance weight; the ONNX export (nets/onnx_io.cpp) writes the same filter.
+inline double denoiseSpatialLogWeight(int64_t dx, int64_t dy) {
+  return -double(dx * dx + dy * dy) / (2 * kDenoiseSpatialSigma * kDenoiseSpatialSigma);
+}
 
 // Reflection padding + convolution.
 struct ConvLayerImpl : torch::nn::Module {

@@ -334,7 +334,7 @@ void exportOnnx(TransformerNet& net, const fs::path& path, const OnnxExportOptio
         const std::string difference = g.op("Sub", {neighbour, input});
         onnx::NodeProto& distance = g.node("Conv", {g.op("Mul", {difference, difference}), sumChannels});
         setInts(distance, "kernel_shape", {1, 1});
-        const double spatial = std::exp(-double(dx * dx + dy * dy) / (2 * kDenoiseSpatialSigma * kDenoiseSpatialSigma));
+        const double spatial = std::exp(denoiseSpatialLogWeight(dx, dy));
         const std::string weight =
             g.op("Mul", {g.op("Exp", {g.op("Mul", {distance.output(0), range})}), g.scalar(float(spatial))});
         sum = g.op("Add", {sum, g.op("Mul", {weight, neighbour})});
