@@ -23,21 +23,33 @@ cv::Mat nextFrame(VideoDecoder& decoder) {
   return {};
 }
 
-// Mean squared RGB difference between `current` and `previous` warped by `c`, over the valid pixels.
-double maskedError(const cv::Mat& previous, const cv::Mat& current, const Correspondence& c, int64_t* count) {
+// Squared RGB differences between `current` and `previous` warped by `c` over the valid pixels, apart for
+// the pixels that stay put (the correspondence moves them under FlickerOptions::kStillMotion pixels).
+struct MaskedSums {
+  double all = 0, still = 0;
+  int64_t count = 0, stillCount = 0;
+  double mean() const { return count ? all / (3.0 * count) : 0; }
+};
+
+MaskedSums maskedError(const cv::Mat& previous, const cv::Mat& current, const Correspondence& c) {
   cv::Mat warped;
   cv::remap(previous, warped, c.mapX, c.mapY, cv::INTER_LINEAR, cv::BORDER_REPLICATE);
-  double sum = 0;
-  int64_t n = 0;
+  constexpr float kStill2 = float(FlickerOptions::kStillMotion * FlickerOptions::kStillMotion);
+  MaskedSums s;
   for (int y = 0; y < current.rows; ++y)
     for (int x = 0; x < current.cols; ++x) {
       if (!c.valid.at<uint8_t>(y, x)) continue;
       const cv::Vec3f d = current.at<cv::Vec3f>(y, x) - warped.at<cv::Vec3f>(y, x);
-      sum += d.dot(d);
-      ++n;
+      const double e = d.dot(d);
+      s.all += e;
+      ++s.count;
+      const float mx = c.mapX.at<float>(y, x) - x, my = c.mapY.at<float>(y, x) - y;
+      if (mx * mx + my * my < kStill2) {
+        s.still += e;
+        ++s.stillCount;
+      }
     }
-  *count = n;
-  return n ? sum / (3.0 * n) : 0;
+  return s;
 }
 
 }  // namespace
@@ -65,10 +77,15 @@ FlickerResult warpingError(const std::string& input, const std::string& stylized
                                                  : estimatedCorrespondence(*dis, previousGray, currentGray);
     FramePairError pair;
     pair.frame = frame;
-    int64_t count = 0;
-    pair.inputError = maskedError(previousIn, currentIn, c, &count);
-    pair.outputError = maskedError(previousOut, currentOut, c, &count);
-    pair.validFraction = double(count) / currentIn.total();
+    const MaskedSums input = maskedError(previousIn, currentIn, c), output = maskedError(previousOut, currentOut, c);
+    pair.inputError = input.mean();
+    pair.outputError = output.mean();
+    pair.validFraction = double(output.count) / currentIn.total();
+    pair.stillFraction = output.count ? double(output.stillCount) / output.count : 0;
+    pair.outputStill = output.still;
+    pair.outputMoving = output.all - output.still;
+    pair.stillCount = output.stillCount;
+    pair.movingCount = output.count - output.stillCount;
     pair.cut = options.skipCuts && (pair.validFraction < FlickerOptions::kCutValidFraction ||
                                     pair.inputError > FlickerOptions::kCutInputError);
     result.perPair.push_back(pair);
@@ -76,6 +93,8 @@ FlickerResult warpingError(const std::string& input, const std::string& stylized
     previousOut = currentOut;
     previousGray = currentGray;
   }
+  double stillSum = 0, movingSum = 0;
+  int64_t stillCount = 0, movingCount = 0;
   for (const FramePairError& pair : result.perPair) {
     if (pair.cut) {
       ++result.cuts;
@@ -84,6 +103,10 @@ FlickerResult warpingError(const std::string& input, const std::string& stylized
     result.inputError += pair.inputError;
     result.outputError += pair.outputError;
     result.validFraction += pair.validFraction;
+    stillSum += pair.outputStill;
+    movingSum += pair.outputMoving;
+    stillCount += pair.stillCount;
+    movingCount += pair.movingCount;
     ++result.pairs;
   }
   if (result.perPair.empty()) throw Error(input + ": needs at least two frames to measure flicker");
@@ -92,6 +115,9 @@ FlickerResult warpingError(const std::string& input, const std::string& stylized
   result.inputError /= result.pairs;
   result.outputError /= result.pairs;
   result.validFraction /= result.pairs;
+  result.stillFraction = stillCount + movingCount ? double(stillCount) / double(stillCount + movingCount) : 0;
+  result.outputStillError = stillCount ? stillSum / (3.0 * stillCount) : 0;
+  result.outputMovingError = movingCount ? movingSum / (3.0 * movingCount) : 0;
   return result;
 }
 

@@ -19,12 +19,18 @@ struct FlickerOptions {
   // of the frame or the input's own error is over kCutInputError (continuous shared clips stay under 0.0013).
   bool skipCuts = true;
   static constexpr double kCutValidFraction = 0.05, kCutInputError = 0.02;
+  // A pixel the flow moves less than this (in pixels) is still: only noise, codec and light change it in the
+  // input, so the stylized video's error there is its answer to noise, and the rest its answer to motion.
+  static constexpr double kStillMotion = 0.5;
 };
 
 struct FramePairError {
   int64_t frame = 0;  // the later frame of the pair
   double inputError = 0, outputError = 0, validFraction = 0;
+  double stillFraction = 0;  // of the valid pixels
   bool cut = false;
+  double outputStill = 0, outputMoving = 0;  // sums of squared differences, for the pixel-weighted split
+  int64_t stillCount = 0, movingCount = 0;
 };
 
 struct FlickerResult {
@@ -33,6 +39,9 @@ struct FlickerResult {
   double inputError = 0;     // the input's own warping error: the floor (compression, lighting, flow errors)
   double outputError = 0;    // the stylized video's
   double validFraction = 0;  // of pixels inside the mask, mean over pairs
+  // The stylized video's error split by motion (pixel-weighted over the counted pairs): on still pixels it
+  // measures flicker from noise, on moving ones flicker from motion; stillFraction is of the valid pixels.
+  double stillFraction = 0, outputStillError = 0, outputMovingError = 0;
   std::vector<FramePairError> perPair;
   double ratio() const { return inputError > 0 ? outputError / inputError : 0; }
 };

@@ -153,16 +153,20 @@ int evalFlicker(const cxxopts::ParseResult& args) {
   av::quietLogs();
   const FlickerResult r = warpingError(videos[0], videos[1], options);
   if (args.count("per-pair")) {
-    std::cout << "frame,valid_fraction,input_warping_error,stylized_warping_error,cut\n";
+    std::cout << "frame,valid_fraction,input_warping_error,stylized_warping_error,cut,still_fraction,"
+                 "stylized_still_error,stylized_moving_error\n";
     for (const FramePairError& p : r.perPair)
-      std::cout << fmt::format("{},{:.3f},{:.6g},{:.6g},{}\n", p.frame, p.validFraction, p.inputError, p.outputError,
-                               p.cut ? 1 : 0);
+      std::cout << fmt::format("{},{:.3f},{:.6g},{:.6g},{},{:.3f},{:.6g},{:.6g}\n", p.frame, p.validFraction,
+                               p.inputError, p.outputError, p.cut ? 1 : 0, p.stillFraction,
+                               p.stillCount ? p.outputStill / (3.0 * p.stillCount) : 0,
+                               p.movingCount ? p.outputMoving / (3.0 * p.movingCount) : 0);
     return 0;
   }
-  std::cout << "input,stylized,pairs,flow,valid_fraction,input_warping_error,stylized_warping_error,ratio,cuts\n"
-            << fmt::format("{},{},{},{},{:.3f},{:.6g},{:.6g},{:.3f},{}\n", videos[0], videos[1], r.pairs,
-                           options.exactMotion ? "exact" : "dis-medium", r.validFraction, r.inputError, r.outputError,
-                           r.ratio(), r.cuts);
+  std::cout << "input,stylized,pairs,flow,valid_fraction,input_warping_error,stylized_warping_error,ratio,cuts,"
+               "still_fraction,stylized_still_error,stylized_moving_error\n"
+            << fmt::format("{},{},{},{},{:.3f},{:.6g},{:.6g},{:.3f},{},{:.3f},{:.6g},{:.6g}\n", videos[0], videos[1],
+                           r.pairs, options.exactMotion ? "exact" : "dis-medium", r.validFraction, r.inputError,
+                           r.outputError, r.ratio(), r.cuts, r.stillFraction, r.outputStillError, r.outputMovingError);
   return 0;
 }
 #endif
@@ -180,7 +184,8 @@ int runEval(int argc, char** argv) {
       "  stylize eval loss input.mp4 stylized.mp4 --style starry.jpg --samples 8\n"
       "      the same for 8 frames spread over a stylized video, and their mean\n"
       "  stylize eval flicker input.mp4 stylized.mp4\n"
-      "      warping error (Lai et al. 2018) of the stylized video and of the input (the floor)\n"
+      "      warping error (Lai et al. 2018) of the stylized video and of the input (the floor),\n"
+      "      the stylized one also split into still pixels (its answer to noise) and moving ones\n"
       "  stylize eval flicker pan.mp4 stylized.mp4 --exact-motion 4,0\n"
       "      with the known motion of a synthetic pan instead of optical flow\n"
       "  stylize eval flicker input.mp4 stylized.mp4 --per-pair\n"

@@ -124,7 +124,7 @@ int runTrain(int argc, char** argv) {
       ("temporal-noise", "noise std added to the moved copy (robustness to sensor/codec noise)", cxxopts::value<double>()->default_value("0.02"))
       ("temporal-jpeg", "JPEG-compress the moved copy at a random quality Q..95, like a codec requantising each frame (0 = off; try 50)", cxxopts::value<int>()->default_value("0"))
       ("saturation-weight", "penalty on output pixels pushed into the tanh's flat tails (|pre-activation| > 2.5): without it a patch that saturates once gets no gradient and stays a flat black or white blob (0 = off)", cxxopts::value<double>()->default_value("10"))
-      ("temporal-motion", "the moves: affine (sub-pixel shift, zoom, rotation) or shift (whole pixels: exact, keeps fine texture)", cxxopts::value<std::string>()->default_value("shift"))
+      ("temporal-motion", "the moves: shift (whole pixels: exact, keeps fine texture), subpixel (any fraction of a pixel by Fourier shift: as sharp, and also steadies slow motion) or affine (sub-pixel shift, zoom, rotation; bilinear, blurs)", cxxopts::value<std::string>()->default_value("shift"))
       ("nproc", "train with N local worker processes, data-parallel: --batch-size is split over them and the result equals one process (several machines: torchrun/srun set MASTER_ADDR, MASTER_PORT, RANK, WORLD_SIZE)", cxxopts::value<int>()->default_value("1"))
       ("backend", "distributed collectives: auto (NCCL on CUDA, else Gloo), gloo or nccl", cxxopts::value<std::string>()->default_value("auto"))
       ("timeout", "seconds a distributed rank waits for the others (start-up, each step) before stopping with an error that names the missing ranks", cxxopts::value<int>()->default_value("300"))
@@ -259,9 +259,14 @@ int runTrain(int argc, char** argv) {
   opt.temporalJpeg = args["temporal-jpeg"].as<int>();
   if (opt.temporalJpeg < 0 || opt.temporalJpeg > 95) throw Error("--temporal-jpeg must be 0..95");
   const std::string motion = args["temporal-motion"].as<std::string>();
-  if (motion != "affine" && motion != "shift")
-    throw Error("--temporal-motion must be affine or shift, not '" + motion + "'");
-  opt.temporalMotion.wholePixels = motion == "shift";
+  if (motion == "shift")
+    opt.temporalMotion.kind = MotionKind::kShift;
+  else if (motion == "subpixel")
+    opt.temporalMotion.kind = MotionKind::kSubpixel;
+  else if (motion == "affine")
+    opt.temporalMotion.kind = MotionKind::kAffine;
+  else
+    throw Error("--temporal-motion must be shift, subpixel or affine, not '" + motion + "'");
   opt.saturationWeight = args["saturation-weight"].as<double>();
   if (!(opt.saturationWeight >= 0)) throw Error("--saturation-weight must be 0 or more");
   const int64_t logEvery = std::max<int64_t>(1, args["log-every"].as<int64_t>());

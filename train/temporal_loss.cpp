@@ -2,6 +2,7 @@
 
 #include <torch/torch.h>
 
+#include <algorithm>
 #include <cmath>
 
 namespace stylize {
@@ -23,10 +24,12 @@ torch::Tensor translationBy(const torch::Tensor& dx, const torch::Tensor& dy, in
 
 torch::Tensor randomMotion(int64_t batch, int64_t height, int64_t width, const MotionRange& range) {
   auto uniform = [&](double a) { return (torch::rand({batch}, torch::kFloat64) * 2 - 1) * a; };
-  if (range.wholePixels) {
+  if (range.kind == MotionKind::kShift) {
     const auto pixels = [&] { return torch::round(uniform(range.shift + 0.5)); };
     return translationBy(pixels(), pixels(), height, width);
   }
+  if (range.kind == MotionKind::kSubpixel)
+    return translationBy(uniform(range.shift), uniform(range.shift), height, width);
   const torch::Tensor angle = uniform(range.rotation * M_PI / 180), scale = 1 + uniform(range.zoom);
   // In affine_grid's normalised coordinates one pixel is 2/W wide (align_corners=false).
   const torch::Tensor tx = uniform(range.shift) * 2 / width, ty = uniform(range.shift) * 2 / height;
@@ -49,9 +52,38 @@ torch::Tensor warpImages(const torch::Tensor& images, const torch::Tensor& motio
       images, grid, F::GridSampleFuncOptions().mode(torch::kBilinear).padding_mode(torch::kZeros).align_corners(false));
 }
 
-torch::Tensor warpValidMask(const torch::Tensor& motion, int64_t height, int64_t width, const torch::Device& device) {
+torch::Tensor fourierShiftImages(const torch::Tensor& images, const torch::Tensor& motion) {
+  const int64_t n = images.size(0), h = images.size(2), w = images.size(3);
+  // Reflect padding makes the periodic extension continuous, so the shift rings only faintly at the edges;
+  // the pad is wider than any move, so nothing wraps around into the frame.
+  const int64_t pad = std::min<int64_t>(16, std::min(h, w) - 1);
+  const auto opts = torch::TensorOptions().device(images.device()).dtype(torch::kFloat32);
+  const torch::Tensor m = motion.to(opts);
+  const torch::Tensor dx = (-m.select(1, 0).select(1, 2) * w / 2).view({n, 1, 1, 1}),
+                      dy = (-m.select(1, 1).select(1, 2) * h / 2).view({n, 1, 1, 1});
+  const torch::Tensor padded =
+      F::pad(images.to(torch::kFloat32), F::PadFuncOptions({pad, pad, pad, pad}).mode(torch::kReflect));
+  const int64_t ph = h + 2 * pad, pw = w + 2 * pad;
+  const torch::Tensor fy = torch::fft::fftfreq(ph, opts).view({1, 1, ph, 1}),
+                      fx = torch::fft::rfftfreq(pw, opts).view({1, 1, 1, pw / 2 + 1});
+  // Moving the content by +d multiplies frequency f by exp(-2πi f·d).
+  const torch::Tensor phase = (fx * dx + fy * dy) * (-2 * M_PI);
+  const torch::Tensor shifted =
+      torch::fft::irfft2(torch::fft::rfft2(padded) * torch::polar(torch::ones_like(phase), phase), {{ph, pw}});
+  return shifted.narrow(2, pad, h).narrow(3, pad, w).to(images.scalar_type());
+}
+
+torch::Tensor moveImages(const torch::Tensor& images, const torch::Tensor& motion, MotionKind kind) {
+  return kind == MotionKind::kSubpixel ? fourierShiftImages(images, motion) : warpImages(images, motion);
+}
+
+torch::Tensor warpValidMask(const torch::Tensor& motion, int64_t height, int64_t width, const torch::Device& device,
+                            int64_t margin) {
   const torch::Tensor ones = torch::ones({motion.size(0), 1, height, width}, torch::TensorOptions().device(device));
-  return (warpImages(ones, motion) > 0.999).to(torch::kFloat32);
+  const torch::Tensor mask = (warpImages(ones, motion) > 0.999).to(torch::kFloat32);
+  if (margin <= 0) return mask;
+  // Erode the invalid border inwards; max_pool pads with -inf, so the frame's own edge does not erode.
+  return 1 - F::max_pool2d(1 - mask, F::MaxPool2dFuncOptions(2 * margin + 1).stride(1).padding(margin));
 }
 
 torch::Tensor temporalLoss(const torch::Tensor& outputOfMoved, const torch::Tensor& movedOutput,

@@ -117,15 +117,17 @@ LossTerms Trainer::step(const torch::Tensor& content, bool stopRequested, bool& 
     const int64_t ranks = group_ ? group_->size() : 1, first = group_ ? group_->rank() * n : 0;
     const torch::Tensor motion = randomMotion(n * ranks, h, w, options_.temporalMotion).narrow(0, first, n);
     const torch::Tensor noise = torch::randn({n * ranks, content.size(1), h, w}).narrow(0, first, n);
+    const MotionKind kind = options_.temporalMotion.kind;
     torch::Tensor moved =
-        warpImages(content, motion.to(content.device())) + noise.to(content.device()) * options_.temporalNoise;
+        moveImages(content, motion.to(content.device()), kind) + noise.to(content.device()) * options_.temporalNoise;
     if (options_.temporalJpeg > 0) {
       // A codec requantises every frame anew: the moved copy goes through JPEG at a random quality.
       const int quality = int(torch::randint(options_.temporalJpeg, 96, {1}, torch::kInt64).item<int64_t>());
       moved = jpegRoundTrip(moved, quality);
     }
-    terms.temporal = options_.temporalWeight * temporalLoss(net_->forward(moved), warpImages(output, motion),
-                                                            warpValidMask(motion, h, w, content.device()));
+    const int64_t margin = kind == MotionKind::kSubpixel ? 2 : 0;
+    terms.temporal = options_.temporalWeight * temporalLoss(net_->forward(moved), moveImages(output, motion, kind),
+                                                            warpValidMask(motion, h, w, content.device(), margin));
     terms.total = terms.total + terms.temporal;
   }
   terms.total.backward();

@@ -503,6 +503,18 @@ TEST(Flicker, ZeroForAStillVideoAndExactOnATranslation) {
   EXPECT_GT(withoutMotion.inputError, 50 * withExact.inputError);   // the motion is real and large
   EXPECT_LT(withFlow.inputError, 3 * withExact.inputError + 1e-5);  // the estimator finds it
   EXPECT_GT(withFlow.validFraction, 0.8);
+
+  // The split by motion: a still input's pixels are all still, so whatever changes in its stylized video is
+  // its answer to noise; a pan's are all moving.
+  EXPECT_NEAR(same.stillFraction, 1, 1e-9);
+  EXPECT_EQ(withExact.stillFraction, 0);
+  EXPECT_EQ(withExact.outputStillError, 0);
+  EXPECT_NEAR(withExact.outputMovingError, withExact.outputError, 1e-9 + 1e-6 * withExact.outputError);
+  const FlickerResult restless = warpingError((dir / "still.mkv").string(), path);  // the pan as a "stylized" still
+  EXPECT_GT(restless.outputError, 50 * withExact.inputError);
+  EXPECT_NEAR(restless.stillFraction, 1, 1e-9);
+  EXPECT_NEAR(restless.outputStillError, restless.outputError, 1e-6 * restless.outputError);
+  EXPECT_EQ(restless.outputMovingError, 0);
 }
 
 TEST(Flicker, AShotChangeIsLeftOutNotCountedAsFlicker) {

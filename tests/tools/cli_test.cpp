@@ -252,12 +252,12 @@ TEST_F(TrainCli, TemporalFineTuneStartsFromAModelAndLogsTheTemporalTerm) {
   ASSERT_EQ(runStylize(trainArgs("--iterations 2"), dir.path()).exitCode, 0);
   std::filesystem::rename(dir / "m.safetensors", dir / "base.safetensors");
   auto r = runStylize(
-      trainArgs("--iterations 4 --log-every 2 --temporal-weight 20 --temporal-jpeg 50 --temporal-motion shift "
+      trainArgs("--iterations 4 --log-every 2 --temporal-weight 20 --temporal-jpeg 50 --temporal-motion subpixel "
                 "--crop-area 0.1 --input-denoise 0.03 --init-model " +
                 (dir / "base.safetensors").string()),
       dir.path());
   ASSERT_EQ(r.exitCode, 0) << r.output;
-  EXPECT_NE(r.output.find(", temporal ×20 (shift motion, noise 0.02, JPEG 50..95)"), std::string::npos) << r.output;
+  EXPECT_NE(r.output.find(", temporal ×20 (subpixel motion, noise 0.02, JPEG 50..95)"), std::string::npos) << r.output;
   EXPECT_NE(r.output.find("johnson network behind a bilateral denoiser (σ 0.03) on"), std::string::npos) << r.output;
   EXPECT_NE(r.output.find("4 iterations of 2×32² (10–100 % crops)"), std::string::npos) << r.output;
   std::ifstream csv(dir / "m.log.csv");
@@ -273,7 +273,7 @@ TEST_F(TrainCli, TemporalFineTuneStartsFromAModelAndLogsTheTemporalTerm) {
   const auto info = loadStyleModel(dir / "m.safetensors").info;
   EXPECT_EQ(info["training"]["temporal_weight"], 20.0);
   EXPECT_EQ(info["training"]["temporal_jpeg"], 50);
-  EXPECT_EQ(info["training"]["temporal_motion"], "shift");
+  EXPECT_EQ(info["training"]["temporal_motion"], "subpixel");
   EXPECT_EQ(info["training"]["init_model"], "base.safetensors");
   EXPECT_EQ(info["training"]["crop_area"], 0.1);
   // The denoiser, added in this fine-tune, is part of the model from now on, and of its fine-tunes.
@@ -294,7 +294,8 @@ TEST_F(TrainCli, TemporalFineTuneStartsFromAModelAndLogsTheTemporalTerm) {
 
   r = runStylize(trainArgs("--iterations 2 --temporal-weight 20 --temporal-motion wobble"), dir.path());
   EXPECT_EQ(r.exitCode, 1);
-  EXPECT_NE(r.output.find("--temporal-motion must be affine or shift, not 'wobble'"), std::string::npos) << r.output;
+  EXPECT_NE(r.output.find("--temporal-motion must be shift, subpixel or affine, not 'wobble'"), std::string::npos)
+      << r.output;
 
   r = runStylize(trainArgs("--iterations 2 --crop-area 0"), dir.path());
   EXPECT_EQ(r.exitCode, 1);

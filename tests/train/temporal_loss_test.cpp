@@ -34,15 +34,15 @@ TEST(TemporalLoss, ZeroForAnEquivariantFunctionPositiveOtherwise) {
 
 TEST(TemporalLoss, RandomMotionsStaySmall) {
   torch::manual_seed(4);
-  for (const bool wholePixels : {true, false}) {
+  for (const MotionKind kind : {MotionKind::kShift, MotionKind::kSubpixel, MotionKind::kAffine}) {
     MotionRange range;
-    range.wholePixels = wholePixels;
+    range.kind = kind;
     const torch::Tensor motion = randomMotion(64, 100, 200, range);
     ASSERT_EQ(motion.sizes(), (std::vector<int64_t>{64, 2, 3}));
-    const torch::Tensor mask = warpValidMask(motion, 100, 200, torch::kCPU);
+    const torch::Tensor mask = warpValidMask(motion, 100, 200, torch::kCPU, kind == MotionKind::kSubpixel ? 2 : 0);
     const torch::Tensor valid = mask.mean({1, 2, 3});
-    EXPECT_GT(valid.min().item<float>(), 0.75) << wholePixels;  // small moves reveal little new content
-    EXPECT_LT(valid.mean().item<float>(), 0.999) << wholePixels;
+    EXPECT_GT(valid.min().item<float>(), 0.75) << int(kind);  // small moves reveal little new content
+    EXPECT_LT(valid.mean().item<float>(), 0.999) << int(kind);
   }
 }
 
@@ -70,8 +70,61 @@ TEST(TemporalLoss, WholePixelMotionsCopyPixelsSubPixelMotionsBlur) {
   };
   EXPECT_NEAR(keptVariance(motion), 1.0, 0.05);
   MotionRange affine;
-  affine.wholePixels = false;
+  affine.kind = MotionKind::kAffine;
   EXPECT_LT(keptVariance(randomMotion(n, h, w, affine)), 0.8);
+}
+
+TEST(TemporalLoss, FourierShiftIsExactForWholePixelsAndSharpBetweenThem) {
+  torch::manual_seed(6);
+  const int64_t h = 40, w = 50;
+  // A smooth picture (a few low frequencies): a band-limited shift of it is known in closed form.
+  const torch::Tensor y = torch::arange(h, torch::kFloat32).view({1, 1, h, 1}),
+                      x = torch::arange(w, torch::kFloat32).view({1, 1, 1, w});
+  auto picture = [&](double dx, double dy) {
+    const torch::Tensor xs = x - dx, ys = y - dy;
+    return 0.5 + 0.2 * torch::sin(xs * 0.31 + ys * 0.17) + 0.1 * torch::cos(ys * 0.45 - 0.6) * torch::sin(xs * 0.2);
+  };
+  const torch::Tensor mask = warpValidMask(translation(1, h, w, 2.5, -1.5), h, w, torch::kCPU, 2);
+  const torch::Tensor exact = picture(2.5, -1.5);
+  const torch::Tensor fourier = fourierShiftImages(picture(0, 0), translation(1, h, w, 2.5, -1.5));
+  EXPECT_LT(((fourier - exact).abs() * mask).max().item<float>(), 0.01);
+  EXPECT_GT(mask.mean().item<float>(), 0.75);
+
+  // Whole pixels: the same as copying pixels, inside the mask.
+  const torch::Tensor noise = torch::rand({2, 3, h, w});
+  const torch::Tensor whole = translation(2, h, w, 3, -2);
+  EXPECT_LT(
+      ((fourierShiftImages(noise, whole) - warpImages(noise, whole)).abs() * warpValidMask(whole, h, w, torch::kCPU, 2))
+          .max()
+          .item<float>(),
+      1e-3);
+  // Half a pixel twice is one pixel, and the detail survives: bilinear would have halved its variance.
+  const torch::Tensor half = translation(2, h, w, 0.5, 0), one = translation(2, h, w, 1, 0);
+  const torch::Tensor twice = fourierShiftImages(fourierShiftImages(noise, half), half);
+  const torch::Tensor inner = warpValidMask(translation(2, h, w, 3, 0), h, w, torch::kCPU, 3);
+  // (In RMS: white noise's Nyquist frequency cannot be moved by half a pixel, it falls between the samples;
+  // bilinear's two half steps are a [1/4, 1/2, 1/4] blur, an RMS error of about 0.15 on this noise.)
+  auto rmsAgainstOne = [&](const torch::Tensor& t) {
+    return (((t - warpImages(noise, one)).pow(2) * inner).sum() / (3 * inner.sum())).sqrt().item<float>();
+  };
+  EXPECT_LT(rmsAgainstOne(twice), 0.09);
+  EXPECT_GT(rmsAgainstOne(warpImages(warpImages(noise, half), half)), 0.12);
+  const torch::Tensor halfMoved = fourierShiftImages(noise, half);
+  EXPECT_GT((halfMoved * inner).var().item<float>(), 0.8 * (warpImages(noise, one) * inner).var().item<float>());
+  EXPECT_LT((warpImages(noise, half) * inner).var().item<float>(),
+            0.8 * (warpImages(noise, one) * inner).var().item<float>());
+}
+
+TEST(TemporalLoss, SubpixelMotionsAreFractionalTranslations) {
+  torch::manual_seed(7);
+  MotionRange range;
+  range.kind = MotionKind::kSubpixel;
+  const torch::Tensor motion = randomMotion(256, 64, 64, range);
+  const torch::Tensor dx = -motion.select(1, 0).select(1, 2) * 64 / 2;
+  EXPECT_LE(dx.abs().max().item<float>(), 6.0f);
+  EXPECT_GT((dx - dx.round()).abs().max().item<float>(), 0.3f);  // fractions are drawn, not only whole pixels
+  EXPECT_EQ(motion.select(1, 0).select(1, 1).abs().max().item<float>(), 0);  // no rotation
+  EXPECT_EQ(motion.select(1, 0).select(1, 0).min().item<float>(), 1);        // no zoom
 }
 
 }  // namespace
