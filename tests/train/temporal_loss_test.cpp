@@ -103,12 +103,12 @@ TEST(TemporalLoss, FourierShiftIsExactForWholePixelsAndSharpBetweenThem) {
   const torch::Tensor twice = fourierShiftImages(fourierShiftImages(noise, half), half);
   const torch::Tensor inner = warpValidMask(translation(2, h, w, 3, 0), h, w, torch::kCPU, 3);
   // (In RMS: white noise's Nyquist frequency cannot be moved by half a pixel, it falls between the samples;
-  // bilinear's two half steps are a [1/4, 1/2, 1/4] blur, an RMS error of about 0.15 on this noise.)
+  // bilinear's two half steps are a [1/4, 1/2, 1/4] blur, an RMS error of 0.18 on this noise, against 0.06.)
   auto rmsAgainstOne = [&](const torch::Tensor& t) {
     return (((t - warpImages(noise, one)).pow(2) * inner).sum() / (3 * inner.sum())).sqrt().item<float>();
   };
   EXPECT_LT(rmsAgainstOne(twice), 0.09);
-  EXPECT_GT(rmsAgainstOne(warpImages(warpImages(noise, half), half)), 0.12);
+  EXPECT_GT(rmsAgainstOne(warpImages(warpImages(noise, half), half)), 0.14);
   const torch::Tensor halfMoved = fourierShiftImages(noise, half);
   EXPECT_GT((halfMoved * inner).var().item<float>(), 0.8 * (warpImages(noise, one) * inner).var().item<float>());
   EXPECT_LT((warpImages(noise, half) * inner).var().item<float>(),
