@@ -20,6 +20,7 @@
 #include "nets/transformer_net.h"
 #include "nets/vgg.h"
 #include "train/perceptual_loss.h"
+#include "train/temporal_loss.h"
 
 namespace {
 
@@ -178,6 +179,24 @@ int run(int argc, char** argv) {
     for (const auto& p : a->named_parameters())
       worst = std::max(worst, relativeError(p.value().grad(), gb[p.key()].grad()));
     report("training gradients (worst parameter)", worst, 1e-3);
+  }
+  {
+    // The trainer's sub-pixel temporal term (--temporal-motion subpixel): FFTs of reflect-padded images,
+    // float32 whatever the input type, and the gradient that goes back through the moved output.
+    torch::manual_seed(4);
+    const MotionRange range{6, 0, 0, MotionKind::kSubpixel};
+    const torch::Tensor frames = torch::rand({2, 3, 72, 88}), motion = randomMotion(2, 72, 88, range);
+    const torch::Tensor moved = fourierShiftImages(frames, motion);
+    report("sub-pixel move (Fourier) fp32",
+           relativeError(moved, fourierShiftImages(frames.to(device), motion.to(device))), 1e-5);
+    if (device.is_cuda())
+      report("sub-pixel move (Fourier) of bf16 images",
+             relativeError(moved, fourierShiftImages(frames.to(device, torch::kBFloat16), motion.to(device))), 2e-2);
+    const torch::Tensor mask = warpValidMask(motion, 72, 88, cpu, 2);
+    torch::Tensor a = frames.clone().requires_grad_(), b = frames.to(device).clone().requires_grad_();
+    temporalLoss(frames.flip(3), fourierShiftImages(a, motion), mask).backward();
+    temporalLoss(frames.flip(3).to(device), fourierShiftImages(b, motion.to(device)), mask.to(device)).backward();
+    report("temporal loss gradient (sub-pixel)", relativeError(a.grad(), b.grad()), 1e-4);
   }
   {
     const torch::Tensor rgb = torch::rand({3, 45, 77});
