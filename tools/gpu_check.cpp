@@ -5,6 +5,7 @@
 // rehearses it on the CPU (the CPU against itself), so that a device session spends its minutes on the GPU.
 //   stylize-gpu-check [--device cuda|cpu] [--quick]
 #include <ATen/Context.h>
+#include <fmt/format.h>
 #include <torch/cuda.h>
 #include <torch/torch.h>
 
@@ -28,6 +29,7 @@ using namespace stylize;
 using Clock = std::chrono::steady_clock;
 
 int failures = 0;
+std::vector<std::string> notes;  // printed under the checks' table
 
 // Max |a − b| relative to max |a|: one number per comparison, independent of the tensor's scale.
 double relativeError(const torch::Tensor& reference, const torch::Tensor& other) {
@@ -144,7 +146,7 @@ int run(int argc, char** argv) {
       if (!device.is_cuda()) continue;  // LibTorch 1.13's CPU kernels lack half types (reflection padding)
       other->to(device, type);
       report(name + (type == torch::kFloat16 ? " forward fp16" : " forward bf16"),
-             relativeError(expected, other->forward(image.to(device, type))), 1e-2);
+             relativeError(expected, other->forward(image.to(device, type))), type == torch::kFloat16 ? 1e-2 : 5e-2);
       other->to(device, torch::kFloat32);
     }
   }
@@ -174,11 +176,23 @@ int run(int argc, char** argv) {
            1e-4);
     ta.total.backward();
     tb.total.backward();
-    double worst = 0;
+    // A convolution's bias in front of an instance norm has a gradient of exactly zero in exact arithmetic,
+    // so its float noise cannot be measured against itself: every parameter's error is measured against
+    // the largest gradient of the whole network (and the worst one named, with its own scale).
     const auto gb = b->named_parameters();
-    for (const auto& p : a->named_parameters())
-      worst = std::max(worst, relativeError(p.value().grad(), gb[p.key()].grad()));
-    report("training gradients (worst parameter)", worst, 1e-3);
+    double scale = 0, worst = 0;
+    std::string worstName;
+    for (const auto& p : a->named_parameters()) scale = std::max(scale, p.value().grad().abs().max().item<double>());
+    for (const auto& p : a->named_parameters()) {
+      const double error = relativeError(p.value().grad(), gb[p.key()].grad()) *
+                           std::max(1e-30, p.value().grad().abs().max().item<double>()) / std::max(1e-30, scale);
+      if (error >= worst) worst = error, worstName = p.key();
+      const double own = relativeError(p.value().grad(), gb[p.key()].grad());
+      if (own > 1e-3)
+        notes.push_back(fmt::format("{}: {:.2e} of its own largest gradient, which is {:.1e} of the network's", p.key(),
+                                    own, p.value().grad().abs().max().item<double>() / scale));
+    }
+    report("training gradients (worst: " + worstName + ", of the largest gradient)", worst, 1e-3);
   }
   {
     // The trainer's sub-pixel temporal term (--temporal-motion subpixel): FFTs of reflect-padded images,
@@ -212,6 +226,8 @@ int run(int argc, char** argv) {
     }
   }
 
+  for (const std::string& note : notes) std::printf("\n- %s", note.c_str());
+  std::printf("\n");
   // 2. Speed.
   std::printf("\n| network | size | precision | ms (median) | frames/s |\n|---|---|---|---|---|\n");
   const std::vector<std::pair<int64_t, int64_t>> sizes =

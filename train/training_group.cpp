@@ -7,6 +7,8 @@
 #include <netdb.h>
 #include <sys/socket.h>
 
+#include <fmt/ranges.h>
+
 #include <cstdlib>
 #include <torch/csrc/distributed/c10d/PrefixStore.hpp>
 #include <torch/csrc/distributed/c10d/TCPStore.hpp>
