@@ -13,6 +13,7 @@
 #include <chrono>
 #include <cstdio>
 #include <filesystem>
+#include <functional>
 #include <string>
 #include <vector>
 
@@ -280,6 +281,47 @@ int run(int argc, char** argv) {
                     s * 1e3, 1 / s);
       }
     }
+  }
+
+  // 3. Where Johnson's time goes at the largest size, in fp16: the network again in channels_last, and its
+  // layers alone (the ones at full resolution cost the most memory traffic), to aim the next speed work.
+  // (fp32 in the CPU rehearsal: LibTorch 1.13's CPU kernels lack half types.)
+  {
+    const auto [h, w] = sizes.back();
+    const auto halfType = device.is_cuda() ? torch::kFloat16 : torch::kFloat32;
+    const auto half = torch::TensorOptions().device(device).dtype(halfType);
+    const auto last = torch::MemoryFormat::ChannelsLast;
+    TransformerNet net(nets[0]);
+    net->eval();
+    net->to(device, halfType);
+    for (auto& p : net->parameters())
+      if (p.dim() == 4) p.set_data(p.contiguous(last));
+    const torch::Tensor x = torch::rand({1, 3, h, w}, half).contiguous(last);
+    std::printf("\n| johnson 32/5 %s at %lldx%lld, piece | ms (median) |\n|---|---|\n",
+                device.is_cuda() ? "fp16" : "fp32", (long long)w, (long long)h);
+    std::printf("| whole network, channels_last | %.2f |\n", 1e3 * medianSeconds([&] { net->forward(x); }, device));
+    const torch::Tensor full = torch::rand({1, 32, h, w}, half), quarter = torch::rand({1, 64, h / 2, w / 2}, half);
+    const torch::Tensor k9 = torch::rand({32, 3, 9, 9}, half), k3 = torch::rand({32, 64, 3, 3}, half);
+    const torch::Tensor rgb = torch::rand({1, 3, h + 8, w + 8}, half), up = torch::rand({1, 64, h + 2, w + 2}, half);
+    const std::vector<std::pair<std::string, std::function<void()>>> pieces{
+        {"9×9 conv 3→32, full size", [&] { torch::conv2d(rgb, k9); }},
+        {"9×9 conv 3→32, full size, channels_last", [&] { torch::conv2d(rgb.contiguous(last), k9.contiguous(last)); }},
+        {"3×3 conv 64→32 after upsampling, full size", [&] { torch::conv2d(up, k3); }},
+        {"3×3 conv 64→32 after upsampling, channels_last",
+         [&] { torch::conv2d(up.contiguous(last), k3.contiguous(last)); }},
+        {"instance norm, 32 channels, full size", [&] { torch::nn::functional::instance_norm(full); }},
+        {"reflection pad 1, 32 channels, full size",
+         [&] {
+           torch::reflection_pad2d(full, {1, 1, 1, 1});
+         }},
+        {"nearest ×2 upsampling, 64 channels to full size",
+         [&] {
+           torch::upsample_nearest2d(quarter, {h, w});
+         }},
+        {"ReLU, 32 channels, full size", [&] { torch::relu(full); }},
+    };
+    for (const auto& [name, piece] : pieces)
+      std::printf("| %s | %.3f |\n", name.c_str(), 1e3 * medianSeconds(piece, device));
   }
   return failures == 0 ? 0 : 1;
 }
