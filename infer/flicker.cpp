@@ -81,7 +81,6 @@ FlickerResult warpingError(const std::string& input, const std::string& stylized
     pair.inputError = input.mean();
     pair.outputError = output.mean();
     pair.validFraction = double(output.count) / currentIn.total();
-    pair.stillFraction = output.count ? double(output.stillCount) / output.count : 0;
     pair.outputStill = output.still;
     pair.outputMoving = output.all - output.still;
     pair.stillCount = output.stillCount;
@@ -93,8 +92,7 @@ FlickerResult warpingError(const std::string& input, const std::string& stylized
     previousOut = currentOut;
     previousGray = currentGray;
   }
-  double stillSum = 0, movingSum = 0;
-  int64_t stillCount = 0, movingCount = 0;
+  FramePairError split;  // the counted pairs' still/moving sums together
   for (const FramePairError& pair : result.perPair) {
     if (pair.cut) {
       ++result.cuts;
@@ -103,10 +101,10 @@ FlickerResult warpingError(const std::string& input, const std::string& stylized
     result.inputError += pair.inputError;
     result.outputError += pair.outputError;
     result.validFraction += pair.validFraction;
-    stillSum += pair.outputStill;
-    movingSum += pair.outputMoving;
-    stillCount += pair.stillCount;
-    movingCount += pair.movingCount;
+    split.outputStill += pair.outputStill;
+    split.outputMoving += pair.outputMoving;
+    split.stillCount += pair.stillCount;
+    split.movingCount += pair.movingCount;
     ++result.pairs;
   }
   if (result.perPair.empty()) throw Error(input + ": needs at least two frames to measure flicker");
@@ -115,9 +113,9 @@ FlickerResult warpingError(const std::string& input, const std::string& stylized
   result.inputError /= result.pairs;
   result.outputError /= result.pairs;
   result.validFraction /= result.pairs;
-  result.stillFraction = stillCount + movingCount ? double(stillCount) / double(stillCount + movingCount) : 0;
-  result.outputStillError = stillCount ? stillSum / (3.0 * stillCount) : 0;
-  result.outputMovingError = movingCount ? movingSum / (3.0 * movingCount) : 0;
+  result.stillFraction = split.stillFraction();
+  result.outputStillError = split.outputStillError();
+  result.outputMovingError = split.outputMovingError();
   return result;
 }
 

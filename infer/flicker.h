@@ -27,10 +27,17 @@ struct FlickerOptions {
 struct FramePairError {
   int64_t frame = 0;  // the later frame of the pair
   double inputError = 0, outputError = 0, validFraction = 0;
-  double stillFraction = 0;  // of the valid pixels
   bool cut = false;
-  double outputStill = 0, outputMoving = 0;  // sums of squared differences, for the pixel-weighted split
+  // The stylized error split by motion: sums of squared differences over the still and the moving valid
+  // pixels (kept as sums, so that a clip's split weighs pairs by their pixels).
+  double outputStill = 0, outputMoving = 0;
   int64_t stillCount = 0, movingCount = 0;
+  double stillFraction() const { return fraction(stillCount, stillCount + movingCount); }
+  double outputStillError() const { return fraction(outputStill, 3.0 * stillCount); }  // mean over RGB
+  double outputMovingError() const { return fraction(outputMoving, 3.0 * movingCount); }
+
+ private:
+  static double fraction(double part, double whole) { return whole > 0 ? part / whole : 0; }
 };
 
 struct FlickerResult {

@@ -157,9 +157,8 @@ int evalFlicker(const cxxopts::ParseResult& args) {
                  "stylized_still_error,stylized_moving_error\n";
     for (const FramePairError& p : r.perPair)
       std::cout << fmt::format("{},{:.3f},{:.6g},{:.6g},{},{:.3f},{:.6g},{:.6g}\n", p.frame, p.validFraction,
-                               p.inputError, p.outputError, p.cut ? 1 : 0, p.stillFraction,
-                               p.stillCount ? p.outputStill / (3.0 * p.stillCount) : 0,
-                               p.movingCount ? p.outputMoving / (3.0 * p.movingCount) : 0);
+                               p.inputError, p.outputError, p.cut ? 1 : 0, p.stillFraction(), p.outputStillError(),
+                               p.outputMovingError());
     return 0;
   }
   std::cout << "input,stylized,pairs,flow,valid_fraction,input_warping_error,stylized_warping_error,ratio,cuts,"

@@ -45,6 +45,12 @@ torch::Tensor translation(int64_t batch, int64_t height, int64_t width, double d
                        width);
 }
 
+torch::Tensor translationInPixels(const torch::Tensor& motion, int64_t height, int64_t width) {
+  // The inverse of translationBy: the third column holds -2d/W and -2d/H.
+  const torch::Tensor m = motion.to(torch::kFloat32);
+  return torch::stack({-m.select(1, 0).select(1, 2) * width / 2, -m.select(1, 1).select(1, 2) * height / 2}, 1);
+}
+
 torch::Tensor warpImages(const torch::Tensor& images, const torch::Tensor& motion) {
   const torch::Tensor grid =
       F::affine_grid(motion.to(images.device(), images.scalar_type()), images.sizes(), /*align_corners=*/false);
@@ -58,9 +64,8 @@ torch::Tensor fourierShiftImages(const torch::Tensor& images, const torch::Tenso
   // the pad is wider than any move, so nothing wraps around into the frame.
   const int64_t pad = std::min<int64_t>(16, std::min(h, w) - 1);
   const auto opts = torch::TensorOptions().device(images.device()).dtype(torch::kFloat32);
-  const torch::Tensor m = motion.to(opts);
-  const torch::Tensor dx = (-m.select(1, 0).select(1, 2) * w / 2).view({n, 1, 1, 1}),
-                      dy = (-m.select(1, 1).select(1, 2) * h / 2).view({n, 1, 1, 1});
+  const torch::Tensor shift = translationInPixels(motion.to(images.device()), h, w);
+  const torch::Tensor dx = shift.select(1, 0).view({n, 1, 1, 1}), dy = shift.select(1, 1).view({n, 1, 1, 1});
   const torch::Tensor padded =
       F::pad(images.to(torch::kFloat32), F::PadFuncOptions({pad, pad, pad, pad}).mode(torch::kReflect));
   const int64_t ph = h + 2 * pad, pw = w + 2 * pad;

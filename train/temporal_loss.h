@@ -30,6 +30,8 @@ struct MotionRange {
 torch::Tensor randomMotion(int64_t batch, int64_t height, int64_t width, const MotionRange& range = {});
 // A pure translation by (dx, dy) pixels, for tests.
 torch::Tensor translation(int64_t batch, int64_t height, int64_t width, double dx, double dy);
+// The translation part of `motion` in pixels: [N, 2] as (dx, dy), float32 on motion's device.
+torch::Tensor translationInPixels(const torch::Tensor& motion, int64_t height, int64_t width);
 
 // images [N, C, H, W] moved by `motion` (bilinear; outside the frame is zero).
 torch::Tensor warpImages(const torch::Tensor& images, const torch::Tensor& motion);

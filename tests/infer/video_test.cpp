@@ -515,6 +515,10 @@ TEST(Flicker, ZeroForAStillVideoAndExactOnATranslation) {
   EXPECT_NEAR(restless.stillFraction, 1, 1e-9);
   EXPECT_NEAR(restless.outputStillError, restless.outputError, 1e-6 * restless.outputError);
   EXPECT_EQ(restless.outputMovingError, 0);
+  for (const FramePairError& pair : restless.perPair) {  // each pair's own split, as `--per-pair` prints it
+    EXPECT_NEAR(pair.stillFraction(), 1, 1e-9);
+    EXPECT_NEAR(pair.outputStillError(), pair.outputError, 1e-6 * pair.outputError + 1e-12);
+  }
 }
 
 TEST(Flicker, AShotChangeIsLeftOutNotCountedAsFlicker) {

@@ -51,7 +51,7 @@ TEST(TemporalLoss, WholePixelMotionsCopyPixelsSubPixelMotionsBlur) {
   const int64_t n = 32, h = 40, w = 50;
   const torch::Tensor noise = torch::rand({n, 1, h, w});  // all fine detail
   const torch::Tensor motion = randomMotion(n, h, w);     // whole pixels by default
-  const torch::Tensor dx = -motion.select(1, 0).select(1, 2) * w / 2, dy = -motion.select(1, 1).select(1, 2) * h / 2;
+  const torch::Tensor shift = translationInPixels(motion, h, w), dx = shift.select(1, 0), dy = shift.select(1, 1);
   EXPECT_TRUE(torch::allclose(dx, dx.round(), 0, 1e-4) && torch::allclose(dy, dy.round(), 0, 1e-4));
   EXPECT_LE(dx.abs().max().item<float>(), 6.0f);
   EXPECT_GT(dx.abs().max().item<float>(), 3.0f);  // the range is used
@@ -115,12 +115,18 @@ TEST(TemporalLoss, FourierShiftIsExactForWholePixelsAndSharpBetweenThem) {
             0.8 * (warpImages(noise, one) * inner).var().item<float>());
 }
 
+TEST(TemporalLoss, TranslationInPixelsReadsBackTheMove) {
+  const torch::Tensor shift = translationInPixels(translation(2, 24, 32, 3, -2.5), 24, 32);
+  ASSERT_EQ(shift.sizes(), (std::vector<int64_t>{2, 2}));
+  EXPECT_TRUE(torch::allclose(shift, torch::tensor({{3.0f, -2.5f}, {3.0f, -2.5f}}), 0, 1e-5));
+}
+
 TEST(TemporalLoss, SubpixelMotionsAreFractionalTranslations) {
   torch::manual_seed(7);
   MotionRange range;
   range.kind = MotionKind::kSubpixel;
   const torch::Tensor motion = randomMotion(256, 64, 64, range);
-  const torch::Tensor dx = -motion.select(1, 0).select(1, 2) * 64 / 2;
+  const torch::Tensor dx = translationInPixels(motion, 64, 64).select(1, 0);
   EXPECT_LE(dx.abs().max().item<float>(), 6.0f);
   EXPECT_GT((dx - dx.round()).abs().max().item<float>(), 0.3f);  // fractions are drawn, not only whole pixels
   EXPECT_EQ(motion.select(1, 0).select(1, 1).abs().max().item<float>(), 0);  // no rotation
