@@ -4,10 +4,9 @@
 #define USE_C10D_GLOO 1  // ProcessGroupGloo.hpp declares its class only when told Gloo is built in
 #include <torch/csrc/distributed/c10d/ProcessGroupGloo.hpp>
 #endif
+#include <fmt/ranges.h>
 #include <netdb.h>
 #include <sys/socket.h>
-
-#include <fmt/ranges.h>
 
 #include <cstdlib>
 #include <torch/csrc/distributed/c10d/PrefixStore.hpp>
