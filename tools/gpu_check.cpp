@@ -179,19 +179,19 @@ int run(int argc, char** argv) {
     tb.total.backward();
     // A convolution's bias in front of an instance norm has a gradient of exactly zero in exact arithmetic,
     // so its float noise cannot be measured against itself: every parameter's error is measured against
-    // the largest gradient of the whole network (and the worst one named, with its own scale).
+    // the largest gradient of the whole network; parameters off by more than 1e-3 of their own are listed.
     const auto gb = b->named_parameters();
     double scale = 0, worst = 0;
     std::string worstName;
     for (const auto& p : a->named_parameters()) scale = std::max(scale, p.value().grad().abs().max().item<double>());
     for (const auto& p : a->named_parameters()) {
-      const double error = relativeError(p.value().grad(), gb[p.key()].grad()) *
-                           std::max(1e-30, p.value().grad().abs().max().item<double>()) / std::max(1e-30, scale);
+      const torch::Tensor& grad = p.value().grad();
+      const double largest = grad.abs().max().item<double>(), own = relativeError(grad, gb[p.key()].grad());
+      const double error = own * std::max(1e-30, largest) / std::max(1e-30, scale);
       if (error >= worst) worst = error, worstName = p.key();
-      const double own = relativeError(p.value().grad(), gb[p.key()].grad());
       if (own > 1e-3)
         notes.push_back(fmt::format("{}: {:.2e} of its own largest gradient, which is {:.1e} of the network's", p.key(),
-                                    own, p.value().grad().abs().max().item<double>() / scale));
+                                    own, largest / scale));
     }
     report("training gradients (worst: " + worstName + ", of the largest gradient)", worst, 1e-3);
   }
