@@ -186,7 +186,7 @@ void LiveSession::inferenceLoop() {
   int64_t done = 0;
   double meanMs = 0;
   std::unique_ptr<FrameStabilizer> stabilizer;
-  if (options_.stabilize > 0) stabilizer = std::make_unique<FrameStabilizer>(options_.stabilize);
+  size_t stabilizerModel = stylizers_.size();  // the model `stabilizer` was made for (none yet)
   for (;;) {
     av::FramePtr frame;
     Clock::time_point capturedAt;
@@ -210,6 +210,14 @@ void LiveSession::inferenceLoop() {
       height = std::max(16, int(std::lround(height * scale)));
       const auto t0 = Clock::now();
       const torch::Tensor input = framesToTensor({frame.get()}, stylizers_[model]->device());
+      if (model != stabilizerModel) {  // each model its own setting; a switch starts without history
+        const VideoDefaults steady =
+            chooseStabilize(options_.stabilize, options_.stabilizeGate,
+                            videoDefaults(stylizers_[model]->info(), stylizers_[model]->name()));
+        stabilizer =
+            steady.stabilize > 0 ? std::make_unique<FrameStabilizer>(steady.stabilize, steady.stabilizeGate) : nullptr;
+        stabilizerModel = model;
+      }
       StylizeOptions o = options_.stylize;
       o.strength = strength;
       torch::Tensor out =

@@ -9,6 +9,7 @@
 #include <filesystem>
 #include <memory>
 #include <mutex>
+#include <optional>
 #include <string>
 #include <thread>
 #include <vector>
@@ -42,7 +43,8 @@ struct LiveOptions {
   std::filesystem::path screenshotPath;       // for screenshotAt
   std::filesystem::path screenshotDir = ".";  // for the `s` key
   bool overlay = true;
-  double stabilize = 0;  // FrameStabilizer strength (0 = off)
+  // FrameStabilizer strength (0 = off) and gate; not given: each model's recommendation (chooseStabilize)
+  std::optional<double> stabilize, stabilizeGate;
   // Where else the screen goes (virtual camera, stream, recording): size and rate default to the source's.
   std::vector<LiveOutputOptions> outputs;
   bool window = true;  // false: outputs only, no SDL window (and no keys)

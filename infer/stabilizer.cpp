@@ -25,9 +25,13 @@ constexpr float kInputSimilarity = 0.002f;
 
 }  // namespace
 
-FrameStabilizer::FrameStabilizer(double strength, int flowSide)
-    : dis_(cv::DISOpticalFlow::create(cv::DISOpticalFlow::PRESET_MEDIUM)), strength_(strength), flowSide_(flowSide) {
+FrameStabilizer::FrameStabilizer(double strength, double gate, int flowSide)
+    : dis_(cv::DISOpticalFlow::create(cv::DISOpticalFlow::PRESET_MEDIUM)),
+      strength_(strength),
+      outputSimilarity_(float(3 * gate * gate)),
+      flowSide_(flowSide) {
   if (!(strength >= 0 && strength <= 0.95)) throw Error("--stabilize must be between 0 and 0.95");
+  if (!(gate >= 0 && gate <= 1)) throw Error("--stabilize-gate must be between 0 and 1");
 }
 
 torch::Tensor FrameStabilizer::operator()(const torch::Tensor& input, const torch::Tensor& output) {
@@ -50,7 +54,11 @@ torch::Tensor FrameStabilizer::operator()(const torch::Tensor& input, const torc
       for (int x = 0; x < out.cols; ++x) {
         if (!valid[x]) continue;
         const cv::Vec3f d = a[x] - b[x];
-        const float weight = strength * std::exp(-d.dot(d) / kInputSimilarity);
+        float weight = strength * std::exp(-d.dot(d) / kInputSimilarity);
+        if (outputSimilarity_ > 0) {
+          const cv::Vec3f e = w[x] - o[x];
+          weight *= std::exp(-e.dot(e) / outputSimilarity_);
+        }
         o[x] = weight * w[x] + (1 - weight) * o[x];
       }
     }
@@ -59,6 +67,14 @@ torch::Tensor FrameStabilizer::operator()(const torch::Tensor& input, const torc
   previousInput_ = in;
   previousOutput_ = out;
   return toTensor(out);
+}
+
+VideoDefaults chooseStabilize(std::optional<double> strength, std::optional<double> gate, const VideoDefaults& model) {
+  if (!strength && !gate) return model;
+  VideoDefaults chosen;
+  chosen.stabilize = strength ? *strength : (model.stabilize > 0 ? model.stabilize : 0.7);
+  chosen.stabilizeGate = gate.value_or(0);
+  return chosen;
 }
 
 }  // namespace stylize

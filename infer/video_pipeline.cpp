@@ -149,7 +149,9 @@ VideoReport stylizeVideo(Stylizer& stylizer, const VideoJob& job, const VideoCal
   };
 
   std::unique_ptr<FrameStabilizer> stabilizer;
-  if (job.stabilize > 0) stabilizer = std::make_unique<FrameStabilizer>(job.stabilize);
+  const VideoDefaults steady =
+      chooseStabilize(job.stabilize, job.stabilizeGate, videoDefaults(stylizer.info(), stylizer.name()));
+  if (steady.stabilize > 0) stabilizer = std::make_unique<FrameStabilizer>(steady.stabilize, steady.stabilizeGate);
 
   VideoProgress progress;
   progress.totalFrames = info.frames;

@@ -5,6 +5,7 @@
 #include <atomic>
 #include <filesystem>
 #include <functional>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -41,7 +42,8 @@ struct VideoJob {
   StylizeOptions stylize;
   int size = 0, maxSize = 0;  // see processingSize(); the result is scaled back to the input size
   int batch = 1;              // frames per forward pass
-  double stabilize = 0;       // FrameStabilizer strength (0 = off)
+  // FrameStabilizer strength (0 = off) and gate; not given: the model's recommendation (chooseStabilize)
+  std::optional<double> stabilize, stabilizeGate;
   ColorConversion colorConversion = ColorConversion::kAuto;
 };
 

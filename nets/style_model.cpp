@@ -32,6 +32,31 @@ TransformerConfig architectureFromJson(const nlohmann::json& arch, const std::st
   }
 }
 
+VideoDefaults videoDefaults(const nlohmann::json& info, const std::string& where) {
+  VideoDefaults defaults;
+  if (!info.contains("video")) return defaults;
+  const nlohmann::json& video = info["video"];
+  if (!video.is_object()) throw Error(where + ": model metadata \"video\" must be an object, not " + video.dump());
+  const auto number = [&](const char* key, double high) {
+    if (!video.contains(key)) return 0.0;
+    const nlohmann::json& v = video[key];
+    if (!v.is_number() || !(v.get<double>() >= 0 && v.get<double>() <= high))
+      throw Error(where + ": video." + key + " must be a number in [0, " + (high == 1 ? "1" : "0.95") + "], not " +
+                  v.dump());
+    return v.get<double>();
+  };
+  defaults.stabilize = number("stabilize", 0.95);
+  defaults.stabilizeGate = number("stabilize_gate", 1);
+  return defaults;
+}
+
+nlohmann::json videoDefaultsJson(const VideoDefaults& defaults) {
+  nlohmann::json json = nlohmann::json::object();
+  if (defaults.stabilize > 0) json["stabilize"] = defaults.stabilize;
+  if (defaults.stabilizeGate > 0) json["stabilize_gate"] = defaults.stabilizeGate;
+  return json;
+}
+
 void saveStyleModel(const std::filesystem::path& path, TransformerNet& net, nlohmann::json info, bool fp16) {
   info["format"] = "stylize-transformer";
   const Architecture type = net->config().type;
@@ -110,6 +135,7 @@ StyleModel parseStyleModel(const std::string& bytes, const std::string& where) {
                 " is newer than this stylize understands (" + std::to_string(kStyleModelVersion) + ")");
   const TransformerConfig config =
       architectureFromJson(info.contains("architecture") ? info["architecture"] : nlohmann::json(), where);
+  videoDefaults(info, where);  // validated here so that a bad value fails on load, not mid-video
   try {
     model.net = TransformerNet(config);
   } catch (const Error& e) {

@@ -27,6 +27,17 @@ struct StyleModel {
 nlohmann::json architectureJson(const TransformerConfig& config);
 TransformerConfig architectureFromJson(const nlohmann::json& json, const std::string& where);
 
+// What `stylize video` and `stylize live` apply with a model unless the command line says otherwise:
+// info["video"] = {"stabilize": S, "stabilize_gate": G} (`stylize blend --stabilize` records it), e.g. the
+// light, gated smoothing a temporally trained model was measured with. Absent: 0, off. Older builds ignore
+// it and run the model without.
+struct VideoDefaults {
+  double stabilize = 0;      // FrameStabilizer strength, 0..0.95
+  double stabilizeGate = 0;  // FrameStabilizer gate, 0..1
+};
+VideoDefaults videoDefaults(const nlohmann::json& info, const std::string& where);
+nlohmann::json videoDefaultsJson(const VideoDefaults& defaults);
+
 // fp16 halves the file; weights are widened back to fp32 on load. Written atomically.
 void saveStyleModel(const std::filesystem::path& path, TransformerNet& net, nlohmann::json info, bool fp16 = false);
 

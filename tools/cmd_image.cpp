@@ -49,6 +49,34 @@ void addStylizeOptions(cxxopts::Options& options) {
   // clang-format on
 }
 
+void addStabilizeOptions(cxxopts::Options& options) {
+  // clang-format off
+  options.add_options("Flicker")
+      ("stabilize", "reduce flicker: blend each output with the previous one moved along the input's optical flow, where the input itself stayed (strength 0..0.95; 0.7 when given without a value; default: the model's recommendation, else off)", cxxopts::value<double>()->implicit_value("0.7"))
+      ("stabilize-gate", "blend only small changes of the output, up to about G per channel (0..1, e.g. 0.06): the leftover wobble of a temporally trained model, not the strokes it repaints; 0 = blend every change", cxxopts::value<double>());
+  // clang-format on
+}
+
+StabilizeFlags stabilizeFlagsFromArgs(const cxxopts::ParseResult& args) {
+  StabilizeFlags flags;
+  if (args.count("stabilize")) flags.strength = args["stabilize"].as<double>();
+  if (args.count("stabilize-gate")) flags.gate = args["stabilize-gate"].as<double>();
+  if (flags.strength && !(*flags.strength >= 0 && *flags.strength <= 0.95))
+    throw Error("--stabilize must be between 0 and 0.95");
+  if (flags.gate && !(*flags.gate >= 0 && *flags.gate <= 1)) throw Error("--stabilize-gate must be between 0 and 1");
+  return flags;
+}
+
+void noteModelStabilize(const StabilizeFlags& flags, const Stylizer& stylizer) {
+  if (flags.strength || flags.gate) return;
+  const VideoDefaults model = videoDefaults(stylizer.info(), stylizer.name());
+  if (model.stabilize > 0)
+    std::cerr << fmt::format(
+        "stylize: note: {} smooths flicker as its model recommends (--stabilize={:g} --stabilize-gate={:g}); "
+        "--stabilize=0 turns it off\n",
+        stylizer.name(), model.stabilize, model.stabilizeGate);
+}
+
 int runImage(int argc, char** argv) {
   cxxopts::Options options("stylize image",
                            "Stylize photos with a trained model: one forward pass each.\n"

@@ -47,10 +47,10 @@ int runLive(int argc, char** argv) {
       ("output-format", "pixel format for a v4l2 device: yuyv422 (what browsers, Zoom/Meet and OBS take) or yuv420p", cxxopts::value<std::string>()->default_value("yuyv422"))
       ("no-window", "no preview window (outputs only; Ctrl-C stops)")
       ("audio", "sound for stream and file outputs: pulse:default, alsa:hw:0, or a file or URL (played in real time)", cxxopts::value<std::string>())
-      ("av-delay", "with --audio: seconds from capture to output for picture and sound alike; must exceed the stylizing latency (the exit line says if pictures came later)", cxxopts::value<double>()->default_value("0.25"))
-      ("stabilize", "reduce flicker (as in stylize video; 0..0.95, default 0.7 when given)", cxxopts::value<double>()->implicit_value("0.7"));
+      ("av-delay", "with --audio: seconds from capture to output for picture and sound alike; must exceed the stylizing latency (the exit line says if pictures came later)", cxxopts::value<double>()->default_value("0.25"));
   // clang-format on
   addStylizeOptions(options);
+  addStabilizeOptions(options);
   addComputeOptions(options);
   auto args = parse(options, argc, argv);
 
@@ -92,7 +92,9 @@ int runLive(int argc, char** argv) {
   }
   live.screenshotDir = args["screenshot-dir"].as<std::string>();
   live.overlay = args.count("no-overlay") == 0;
-  if (args.count("stabilize")) live.stabilize = args["stabilize"].as<double>();
+  const StabilizeFlags stabilize = stabilizeFlagsFromArgs(args);
+  live.stabilize = stabilize.strength;
+  live.stabilizeGate = stabilize.gate;
   if (args.count("output"))
     for (const auto& target : args["output"].as<std::vector<std::string>>()) {
       LiveOutputOptions output;

@@ -65,7 +65,6 @@ int runVideo(int argc, char** argv) {
       ("o,output", "output video; the container follows the extension (.mp4 .mkv .mov .webm)", cxxopts::value<std::string>())
       ("batch", "frames per forward pass (more helps on a GPU)", cxxopts::value<int>()->default_value("1"))
       ("preview", "show the frames in a window while encoding")
-      ("stabilize", "reduce flicker: blend with the motion-compensated previous output (strength 0..0.95; default 0.7 when given)", cxxopts::value<double>()->implicit_value("0.7"))
       ("still", "also save a frame as a side-by-side image (input | stylized), e.g. compare.jpg", cxxopts::value<std::string>())
       ("still-at", "the time of that frame in seconds (default: the middle)", cxxopts::value<double>())
       ("color-conversion", "where YUV <-> RGB runs: swscale (CPU threads), tensor (on the model's device: only YUV bytes cross to a GPU), auto (tensor on CUDA, else swscale)", cxxopts::value<std::string>()->default_value("auto"));
@@ -77,6 +76,7 @@ int runVideo(int argc, char** argv) {
   // clang-format on
   addVideoInputOptions(options);
   addStylizeOptions(options);
+  addStabilizeOptions(options);
   addComputeOptions(options);
   options.parse_positional({"input"});
   options.positional_help("INPUT");
@@ -92,8 +92,9 @@ int runVideo(int argc, char** argv) {
   job.size = args["size"].as<int>();
   job.maxSize = args["max-size"].as<int>();
   job.batch = args["batch"].as<int>();
-  if (args.count("stabilize")) job.stabilize = args["stabilize"].as<double>();
-  if (!(job.stabilize >= 0 && job.stabilize <= 0.95)) throw Error("--stabilize must be between 0 and 0.95");
+  const StabilizeFlags stabilize = stabilizeFlagsFromArgs(args);
+  job.stabilize = stabilize.strength;
+  job.stabilizeGate = stabilize.gate;
   job.stylize = stylizeOptionsFromArgs(args);
   if (args.count("codec")) job.write.codec = args["codec"].as<std::string>();
   if (args.count("crf")) job.write.crf = args["crf"].as<int>();
@@ -121,6 +122,7 @@ int runVideo(int argc, char** argv) {
   if (job.read.hwaccel == HwAccel::kAuto) job.read.hwaccel = device.is_cuda() ? HwAccel::kCuda : HwAccel::kNone;
   job.read.cudaDevice = device.is_cuda() && device.has_index() ? device.index() : 0;
   Stylizer stylizer(model, device, precisionFromArgs(args));
+  noteModelStabilize(stabilize, stylizer);
 
   VideoCallbacks callbacks;
   double stillAt = args.count("still-at") ? args["still-at"].as<double>() : -1;

@@ -3,6 +3,7 @@
 
 #include <chrono>
 #include <cxxopts.hpp>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -46,5 +47,14 @@ void addStylizeOptions(cxxopts::Options& options);
 std::string singleModel(const cxxopts::ParseResult& args, const std::string& command);
 StylizeOptions stylizeOptionsFromArgs(const cxxopts::ParseResult& args);
 Precision precisionFromArgs(const cxxopts::ParseResult& args);
+
+// --stabilize[=S] and --stabilize-gate G: shared by video and live. Not given: the model's recommendation.
+struct StabilizeFlags {
+  std::optional<double> strength, gate;
+};
+void addStabilizeOptions(cxxopts::Options& options);
+StabilizeFlags stabilizeFlagsFromArgs(const cxxopts::ParseResult& args);
+// "stylize: note: ..." on stderr when the model's recommended smoothing applies (so a user knows how to turn it off).
+void noteModelStabilize(const StabilizeFlags& flags, const Stylizer& stylizer);
 
 }  // namespace stylize::cli

@@ -465,6 +465,79 @@ TEST(FrameStabilizer, SmoothsFlickerWhereTheInputStaysAndNotWhereItChanges) {
   EXPECT_THROW(FrameStabilizer(1.5), Error);
 }
 
+TEST(FrameStabilizer, AGateSmoothsSmallWobbleAndPassesRepaintedStrokes) {
+  torch::manual_seed(6);
+  const torch::Tensor photo =
+      torch::rand({3, 48, 64}).mul(0.2).add(torch::linspace(0, 1, 64).expand({3, 48, 64}) * 0.6);
+  const torch::Tensor painting = torch::rand({3, 48, 64}).mul(0.5).add(0.25);
+  FrameStabilizer gated(0.9, 0.06), plain(0.9);
+  // Small wobble (±0.02) around one painting: the gate lets the blend act.
+  torch::Tensor previousRaw, previousSteady;
+  double rawChange = 0, steadyChange = 0;
+  for (int t = 0; t < 6; ++t) {
+    const torch::Tensor raw = painting + (torch::rand({3, 48, 64}) - 0.5) * 0.04;
+    const torch::Tensor steady = gated(photo, raw);
+    plain(photo, raw);
+    if (t > 0) {
+      rawChange += (raw - previousRaw).abs().mean().item<double>();
+      steadyChange += (steady - previousSteady).abs().mean().item<double>();
+    }
+    previousRaw = raw;
+    previousSteady = steady;
+  }
+  EXPECT_LT(steadyChange, 0.6 * rawChange);
+  // Repainted strokes (a change of 0.4 per channel) pass the gate nearly as they are; without a gate they
+  // are blended 9:1 with the previous picture.
+  const torch::Tensor repainted =
+      (painting + 0.4).clamp(0, 1) * (painting < 0.5) + (painting - 0.4) * (painting >= 0.5);
+  EXPECT_LT((gated(photo, repainted) - repainted).abs().max().item<float>(), 0.01);
+  EXPECT_GT((plain(photo, repainted) - repainted).abs().mean().item<float>(), 0.2);
+  EXPECT_THROW(FrameStabilizer(0.5, 1.5), Error);
+}
+
+TEST(FrameStabilizer, AModelsRecommendationAppliesOnlyWhenNeitherFlagIsGiven) {
+  const VideoDefaults model{0.8, 0.06};
+  const auto same = [](const VideoDefaults& a, double stabilize, double gate) {
+    return a.stabilize == stabilize && a.stabilizeGate == gate;
+  };
+  EXPECT_TRUE(same(chooseStabilize(std::nullopt, std::nullopt, model), 0.8, 0.06));
+  EXPECT_TRUE(same(chooseStabilize(0.0, std::nullopt, model), 0, 0));    // --stabilize=0: off
+  EXPECT_TRUE(same(chooseStabilize(0.7, std::nullopt, model), 0.7, 0));  // as for any model: no gate
+  EXPECT_TRUE(same(chooseStabilize(std::nullopt, 0.1, model), 0.8, 0.1));
+  EXPECT_TRUE(same(chooseStabilize(std::nullopt, 0.1, VideoDefaults{}), 0.7, 0.1));
+  EXPECT_TRUE(same(chooseStabilize(std::nullopt, std::nullopt, VideoDefaults{}), 0, 0));
+}
+
+TEST_F(VideoTest, AModelsRecommendedSmoothingIsWhatAVideoGetsUnlessTheJobSaysOtherwise) {
+  StyleModel tiny = loadStyleModel(dir_ / "tiny.safetensors");
+  tiny.info["video"] = videoDefaultsJson({0.9, 0});
+  saveStyleModel(dir_ / "steady.safetensors", tiny.net, tiny.info);
+  test::VideoSpec spec;
+  spec.framesMs = test::constantRate(4, 10);
+  spec.motionX = 1;  // a moving texture: its flow is found, so the smoothing has something to blend
+  test::writeTestVideo(dir_ / "in.mkv", spec);
+  const auto frames = [&](const std::filesystem::path& model, std::optional<double> stabilize) {
+    Stylizer s(model, torch::kCPU);
+    VideoJob job;
+    job.input = (dir_ / "in.mkv").string();
+    job.output = dir_ / "out.mkv";
+    job.stabilize = stabilize;
+    std::vector<torch::Tensor> shown;
+    VideoCallbacks callbacks;
+    callbacks.frame = [&](const AVFrame&, const AVFrame& rgb) {
+      shown.push_back(framesToTensor({&rgb}, torch::kCPU)[0]);
+      return true;
+    };
+    stylizeVideo(s, job, callbacks);
+    return torch::stack(shown);
+  };
+  const torch::Tensor recommended = frames(dir_ / "steady.safetensors", std::nullopt);
+  EXPECT_TRUE(recommended.equal(frames(dir_ / "tiny.safetensors", 0.9)));
+  const torch::Tensor off = frames(dir_ / "steady.safetensors", 0.0);
+  EXPECT_TRUE(off.equal(frames(dir_ / "tiny.safetensors", std::nullopt)));
+  EXPECT_FALSE(off.equal(recommended));
+}
+
 // A lossless 96×64 still picture: decoded exactly as written, so any error the metric reports is its own.
 test::VideoSpec losslessStill(int frames) {
   test::VideoSpec still;

@@ -146,6 +146,35 @@ TEST(StyleModel, MalformedModelsAreRejected) {
   EXPECT_NE(loadError(dir / "m.safetensors").find("does not have"), std::string::npos);
 }
 
+TEST(StyleModel, VideoDefaultsRoundTripAndBadOnesAreRejectedOnLoad) {
+  test::TempDir dir;
+  TransformerNet net(TransformerConfig{8, 1});
+  saveStyleModel(dir / "plain.safetensors", net, {});
+  const VideoDefaults none = videoDefaults(loadStyleModel(dir / "plain.safetensors").info, "plain");
+  EXPECT_EQ(none.stabilize, 0);
+  EXPECT_EQ(none.stabilizeGate, 0);
+
+  saveStyleModel(dir / "steady.safetensors", net, {{"video", videoDefaultsJson({0.8, 0.06})}});
+  const VideoDefaults steady = videoDefaults(loadStyleModel(dir / "steady.safetensors").info, "steady");
+  EXPECT_DOUBLE_EQ(steady.stabilize, 0.8);
+  EXPECT_DOUBLE_EQ(steady.stabilizeGate, 0.06);
+
+  Safetensors file = readSafetensors(dir / "plain.safetensors");
+  const auto rejected = [&](const std::string& video) {
+    Safetensors bad = file;
+    bad.metadata["stylize"] =
+        R"({"format":"stylize-transformer","version":1,"architecture":{"width":8,"blocks":1},"video":)" + video + "}";
+    writeSafetensors(dir / "bad.safetensors", bad);
+    return loadError(dir / "bad.safetensors");
+  };
+  EXPECT_NE(rejected(R"({"stabilize":1.5})").find("video.stabilize must be a number in [0, 0.95], not 1.5"),
+            std::string::npos)
+      << rejected(R"({"stabilize":1.5})");
+  EXPECT_NE(rejected(R"({"stabilize":0.5,"stabilize_gate":"x"})").find("video.stabilize_gate"), std::string::npos);
+  EXPECT_NE(rejected("7").find("must be an object"), std::string::npos);
+  EXPECT_EQ(rejected("{}"), "") << "no recommendation is fine";
+}
+
 TEST(StyleModel, BlendIsTheWeightedMeanOfTheWeightsAndRecordsItsRecipe) {
   test::TempDir dir;
   TransformerNet a(TransformerConfig{8, 1}), b(TransformerConfig{8, 1}), other(TransformerConfig{8, 2});

@@ -318,6 +318,35 @@ TEST_F(TrainCli, BlendAveragesTwoFineTunesIntoAModelThatStylizes) {
   r = runStylize("blend " + a + " -o " + (dir / "one.safetensors").string(), dir.path());
   EXPECT_NE(r.exitCode, 0);
   EXPECT_NE(r.output.find("two or more models"), std::string::npos) << r.output;
+
+  // One model and --stabilize: a copy of the weights that video and live smooth by default.
+  const std::string steady = (dir / "steady.safetensors").string();
+  r = runStylize("blend " + a + " -o " + steady + " --stabilize 0.8 --stabilize-gate 0.06", dir.path());
+  ASSERT_EQ(r.exitCode, 0) << r.output;
+  const StyleModel copy = loadStyleModel(steady), original = loadStyleModel(a);
+  EXPECT_DOUBLE_EQ(videoDefaults(copy.info, steady).stabilize, 0.8);
+  EXPECT_DOUBLE_EQ(videoDefaults(copy.info, steady).stabilizeGate, 0.06);
+  const auto originalParameters = original.net->named_parameters();
+  for (const auto& p : copy.net->named_parameters())
+    EXPECT_TRUE(p.value().equal(originalParameters[p.key()])) << p.key();
+  test::VideoSpec spec;
+  spec.framesMs = test::constantRate(3, 10);
+  test::writeTestVideo(dir / "in.mkv", spec);
+  const std::string video = " '" + (dir / "in.mkv").string() + "' -o '" + (dir / "out.mp4").string() + "'";
+  r = runStylize("video" + video + " --model " + steady, dir.path());
+  ASSERT_EQ(r.exitCode, 0) << r.output;
+  EXPECT_NE(r.output.find("as its model recommends (--stabilize=0.8 --stabilize-gate=0.06)"), std::string::npos)
+      << r.output;
+  r = runStylize("video" + video + " --stabilize=0 --model " + steady, dir.path());
+  ASSERT_EQ(r.exitCode, 0) << r.output;
+  EXPECT_EQ(r.output.find("recommends"), std::string::npos) << r.output;
+  r = runStylize("blend " + a + " -o " + (dir / "gate.safetensors").string() + " --stabilize-gate 0.1", dir.path());
+  EXPECT_NE(r.exitCode, 0);
+  EXPECT_NE(r.output.find("needs --stabilize"), std::string::npos) << r.output;
+  r = runStylize("blend " + a + " -o " + (dir / "gate.safetensors").string() + " --stabilize 2", dir.path());
+  EXPECT_NE(r.exitCode, 0);
+  EXPECT_NE(r.output.find("video.stabilize must be a number in [0, 0.95]"), std::string::npos) << r.output;
+  EXPECT_FALSE(std::filesystem::exists(dir / "gate.safetensors"));
   r = runStylize("blend " + a + " " + (dir / "style.png").string() + " -o " + (dir / "bad.safetensors").string(),
                  dir.path());
   EXPECT_NE(r.exitCode, 0);
